@@ -1,0 +1,50 @@
+# berth's build, run and test loop. See README.md.
+SHELL := /bin/bash
+include hack/versions.env
+
+GO       ?= go
+BIN      := $(CURDIR)/bin
+VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
+LDFLAGS  := -s -w -X github.com/berth-runtime/berth/version.Version=$(VERSION)
+GOFLAGS_BUILD := -trimpath -ldflags '$(LDFLAGS)'
+# Unit tests: every package but the ones that drive a real berthd.
+UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/test/')
+
+export PATH := $(BERTH_BIN_DIR):$(PATH)
+
+.PHONY: all build deps run test unit e2e critest bench lint clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/berthd ./cmd/berthd
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN)/berth-pause ./cmd/berth-pause
+
+deps:
+	bash hack/install-deps.sh
+
+# Serve CRI on /run/berth/berth.sock with the embedded defaults (a managed containerd).
+run: deps build
+	exec $(BIN)/berthd $(ARGS)
+
+test: deps build unit e2e critest
+
+unit:
+	$(GO) test -count=1 $(UNIT_PKGS)
+
+# Integration tests: real berthd, containerd, runc and CNI; needs root.
+e2e: build
+	BERTH_E2E=1 BERTH_BIN=$(BIN) $(GO) test -count=1 -timeout 20m ./test/e2e/...
+
+critest: build
+	BERTH_BIN=$(BIN) $(GO) run ./test/conformance
+
+bench: build
+	BERTH_BIN=$(BIN) $(GO) run ./test/bench
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf $(BIN)

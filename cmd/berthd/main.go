@@ -1,0 +1,135 @@
+// Command berthd is berth's daemon: a Kubernetes CRI runtime over containerd and CNI.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/berth-runtime/berth/cni"
+	"github.com/berth-runtime/berth/config"
+	"github.com/berth-runtime/berth/cri"
+	"github.com/berth-runtime/berth/engine"
+	"github.com/berth-runtime/berth/runtime"
+	"github.com/berth-runtime/berth/version"
+)
+
+func main() {
+	cfg, err := config.Parse(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "berthd: %v\n", err)
+		os.Exit(2)
+	}
+	level, _ := config.ParseLogLevel(cfg.LogLevel)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+	if err := run(cfg, log); err != nil {
+		log.Error("berthd failed", "error", err)
+		os.Exit(1)
+	}
+}
+
+// run serves CRI until SIGTERM or SIGINT. Stopping leaves the managed containerd and every
+// container running.
+func run(cfg config.Config, log *slog.Logger) error {
+	log.Info("starting berthd", "version", version.Version, "listen", cfg.Listen, "root", cfg.Root, "state", cfg.State)
+	for _, d := range []string{cfg.Root, cfg.State} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return err
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	address := cfg.ContainerdAddress
+	if address == "" {
+		m := &engine.Managed{
+			Binary: cfg.ContainerdBinary, RootDir: cfg.Root, StateDir: cfg.State,
+			LogLevel: containerdLogLevel(cfg.LogLevel), Logger: log.With("component", "engine"),
+		}
+		if err := m.Start(30 * time.Second); err != nil {
+			// Keep serving: Status reports RuntimeReady=false until containerd answers.
+			log.Error("managed containerd is not ready", "error", err)
+		}
+		defer m.Close()
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "berth", Name: "containerd_restarts_total",
+			Help: "Times the managed containerd died and was restarted.",
+		}, func() float64 { return float64(m.Restarts()) }))
+		address = m.Address()
+	}
+	client, err := runtime.Connect(address)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	rt := runtime.New(client)
+
+	network := cni.NewConfig(cfg.CNIConfDir, cfg.CNIBinDirs)
+	rs := cri.NewRuntimeService(rt, network, cri.RuntimeOptions{
+		CgroupDriver: runtime.CgroupDriver(cfg.CgroupDriver),
+		Config:       cfg,
+	})
+	srv := cri.NewServer(rs, cri.NewImageService(), log.With("component", "cri"), cri.NewMetrics(reg))
+
+	l, err := cri.Listen(cfg.Listen)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(l) }()
+
+	if cfg.MetricsAddress != "" {
+		ml, err := net.Listen("tcp", cfg.MetricsAddress)
+		if err != nil {
+			srv.Stop(0)
+			return fmt.Errorf("metrics endpoint: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := hs.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("metrics endpoint: %w", err)
+			}
+		}()
+		defer hs.Close()
+		log.Info("serving metrics", "address", ml.Addr().String())
+	}
+	log.Info("serving CRI", "socket", cfg.Listen, "containerd", address)
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case sig := <-sigs:
+		log.Info("stopping berthd; containerd and containers keep running", "signal", sig.String())
+		srv.Stop(5 * time.Second)
+		return nil
+	case err := <-errc:
+		srv.Stop(0)
+		return err
+	}
+}
+
+// containerdLogLevel maps berth's log level onto containerd's names.
+func containerdLogLevel(level string) string {
+	if level == "warn" {
+		return "warning"
+	}
+	return level
+}
+

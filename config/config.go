@@ -1,0 +1,149 @@
+// Package config holds berthd's configuration: its defaults, the TOML file that overrides them
+// and the command-line flags that override the file.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// DefaultFile is where berthd looks for its configuration when --config is not given.
+const DefaultFile = "/etc/berth/config.toml"
+
+// Cgroup drivers accepted by CgroupDriver.
+const (
+	CgroupDriverAuto     = "auto"
+	CgroupDriverCgroupfs = "cgroupfs"
+	CgroupDriverSystemd  = "systemd"
+)
+
+// Config is berthd's configuration. Every field is a key of the config file (its toml tag) and a
+// command-line flag of the same name (see BindFlags).
+type Config struct {
+	// Listen is the path of the unix socket the CRI services are served on.
+	Listen string `toml:"listen" json:"listen"`
+	// Root holds persistent data: the managed containerd's root, berth's own files.
+	Root string `toml:"root" json:"root"`
+	// State holds runtime state that does not survive a reboot: sockets, pinned namespaces.
+	State string `toml:"state" json:"state"`
+	// ContainerdAddress is the socket of an existing containerd to use. Empty means berthd starts
+	// and supervises its own containerd.
+	ContainerdAddress string `toml:"containerd-address" json:"containerd-address"`
+	// ContainerdBinary is the containerd executable a managed containerd is started from.
+	ContainerdBinary string `toml:"containerd-binary" json:"containerd-binary"`
+	// CNIConfDir is the directory of CNI network configurations; the first by file name is used.
+	CNIConfDir string `toml:"cni-conf-dir" json:"cni-conf-dir"`
+	// CNIBinDirs are the directories searched for CNI plugin binaries, in order.
+	CNIBinDirs []string `toml:"cni-bin-dirs" json:"cni-bin-dirs"`
+	// RegistryConfigDir holds containerd-style hosts.toml files, one directory per registry.
+	RegistryConfigDir string `toml:"registry-config-dir" json:"registry-config-dir"`
+	// StreamAddress is the host:port of the streaming server (exec, attach, port-forward).
+	// Port 0 picks a free port at start.
+	StreamAddress string `toml:"stream-address" json:"stream-address"`
+	// MetricsAddress is the host:port of the Prometheus endpoint; empty disables it.
+	MetricsAddress string `toml:"metrics-address" json:"metrics-address"`
+	// CgroupDriver is auto, cgroupfs or systemd.
+	CgroupDriver string `toml:"cgroup-driver" json:"cgroup-driver"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `toml:"log-level" json:"log-level"`
+}
+
+// Default returns the configuration berthd runs with when nothing overrides it.
+func Default() Config {
+	return Config{
+		Listen:            "/run/berth/berth.sock",
+		Root:              "/var/lib/berth",
+		State:             "/run/berth",
+		ContainerdBinary:  "/opt/berth/bin/containerd",
+		CNIConfDir:        "/etc/cni/net.d",
+		CNIBinDirs:        []string{"/opt/cni/bin", "/usr/lib/cni"},
+		RegistryConfigDir: "/etc/berth/certs.d",
+		StreamAddress:     "127.0.0.1:0",
+		CgroupDriver:      CgroupDriverAuto,
+		LogLevel:          "info",
+	}
+}
+
+// LoadFile reads the TOML file at path over cfg. Unknown keys are an error, so that a typo does not
+// silently fall back to a default. A missing file is not an error when missingOK is true.
+func LoadFile(cfg *Config, path string, missingOK bool) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if missingOK && errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("read config file: %w", err)
+	}
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		var strict *toml.StrictMissingError
+		if errors.As(err, &strict) {
+			return fmt.Errorf("config file %s: unknown key: %s", path, strings.TrimSpace(strict.String()))
+		}
+		var derr *toml.DecodeError
+		if errors.As(err, &derr) {
+			row, col := derr.Position()
+			return fmt.Errorf("config file %s:%d:%d: %s", path, row, col, derr.Error())
+		}
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+// Validate reports the first value of cfg that berthd cannot run with, naming the key.
+func (c *Config) Validate() error {
+	for _, p := range []struct{ key, val string }{
+		{"listen", c.Listen}, {"root", c.Root}, {"state", c.State},
+		{"cni-conf-dir", c.CNIConfDir}, {"registry-config-dir", c.RegistryConfigDir},
+	} {
+		if p.val == "" {
+			return fmt.Errorf("%s: must not be empty", p.key)
+		}
+		if !filepath.IsAbs(p.val) {
+			return fmt.Errorf("%s: %q is not an absolute path", p.key, p.val)
+		}
+	}
+	if c.ContainerdAddress == "" && c.ContainerdBinary == "" {
+		return errors.New("containerd-binary: must not be empty when no containerd-address is given")
+	}
+	for _, d := range c.CNIBinDirs {
+		if !filepath.IsAbs(d) {
+			return fmt.Errorf("cni-bin-dirs: %q is not an absolute path", d)
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.StreamAddress); err != nil {
+		return fmt.Errorf("stream-address: %q is not host:port: %v", c.StreamAddress, err)
+	}
+	if c.MetricsAddress != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddress); err != nil {
+			return fmt.Errorf("metrics-address: %q is not host:port: %v", c.MetricsAddress, err)
+		}
+	}
+	switch c.CgroupDriver {
+	case CgroupDriverAuto, CgroupDriverCgroupfs, CgroupDriverSystemd:
+	default:
+		return fmt.Errorf("cgroup-driver: %q is not one of auto, cgroupfs, systemd", c.CgroupDriver)
+	}
+	if _, err := ParseLogLevel(c.LogLevel); err != nil {
+		return err
+	}
+	return nil
+}
+
+// ParseLogLevel turns a log-level value into a slog level.
+func ParseLogLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("log-level: %q is not one of debug, info, warn, error", s)
+	}
+	return l, nil
+}

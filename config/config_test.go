@@ -1,0 +1,101 @@
+package config
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestParse(t *testing.T) {
+	file := writeFile(t, `
+listen = "/tmp/file.sock"
+root = "/tmp/file-root"
+cni-bin-dirs = ["/a", "/b"]
+log-level = "debug"
+`)
+	tests := []struct {
+		desc    string
+		args    []string
+		want    func(*Config)
+		wantErr string
+	}{
+		{
+			desc: "defaults when no file and no flags",
+			args: []string{"--config", writeFile(t, "")},
+			want: func(*Config) {},
+		},
+		{
+			desc: "file overrides defaults",
+			args: []string{"--config", file},
+			want: func(c *Config) {
+				c.Listen, c.Root, c.CNIBinDirs, c.LogLevel = "/tmp/file.sock", "/tmp/file-root", []string{"/a", "/b"}, "debug"
+			},
+		},
+		{
+			desc: "flags override the file",
+			args: []string{"--config", file, "--listen", "/tmp/flag.sock", "--cni-bin-dirs", "/x, /y", "--cgroup-driver=systemd"},
+			want: func(c *Config) {
+				c.Listen, c.Root, c.CNIBinDirs, c.LogLevel = "/tmp/flag.sock", "/tmp/file-root", []string{"/x", "/y"}, "debug"
+				c.CgroupDriver = "systemd"
+			},
+		},
+		{
+			desc: "flag order does not matter: --config after other flags",
+			args: []string{"--state", "/tmp/s", "--config", file},
+			want: func(c *Config) {
+				c.Listen, c.Root, c.CNIBinDirs, c.LogLevel = "/tmp/file.sock", "/tmp/file-root", []string{"/a", "/b"}, "debug"
+				c.State = "/tmp/s"
+			},
+		},
+		{desc: "explicit config file must exist", args: []string{"--config", "/nonexistent/berth.toml"}, wantErr: "read config file"},
+		{desc: "unknown key in file", args: []string{"--config", writeFile(t, "lisen = \"/x\"\n")}, wantErr: "unknown key"},
+		{desc: "malformed file", args: []string{"--config", writeFile(t, "listen = \n")}, wantErr: "config file"},
+		{desc: "wrong type in file", args: []string{"--config", writeFile(t, "listen = 3\n")}, wantErr: "config file"},
+		{desc: "unknown flag", args: []string{"--config", file, "--bogus"}, wantErr: "bogus"},
+		{desc: "bad cgroup driver", args: []string{"--config", file, "--cgroup-driver", "cgroupz"}, wantErr: `cgroup-driver: "cgroupz"`},
+		{desc: "bad log level", args: []string{"--config", file, "--log-level", "loud"}, wantErr: `log-level: "loud"`},
+		{desc: "relative root", args: []string{"--config", file, "--root", "var/lib"}, wantErr: "root: \"var/lib\" is not an absolute path"},
+		{desc: "empty listen", args: []string{"--config", file, "--listen", ""}, wantErr: "listen: must not be empty"},
+		{desc: "bad stream address", args: []string{"--config", file, "--stream-address", "nope"}, wantErr: "stream-address"},
+		{desc: "bad metrics address", args: []string{"--config", file, "--metrics-address", "1.2.3.4"}, wantErr: "metrics-address"},
+		{desc: "stray argument", args: []string{"--config", file, "extra"}, wantErr: `unexpected argument "extra"`},
+	}
+	for _, test := range tests {
+		t.Run(test.desc, func(t *testing.T) {
+			got, err := Parse(test.args, io.Discard)
+			if test.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), test.wantErr) {
+					t.Fatalf("Parse(%q) error = %v, want one containing %q", test.args, err, test.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse(%q): %v", test.args, err)
+			}
+			want := Default()
+			test.want(&want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("Parse(%q) =\n%+v\nwant\n%+v", test.args, got, want)
+			}
+		})
+	}
+}
+
+func TestDefaultIsValid(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v", err)
+	}
+}

@@ -1,0 +1,87 @@
+package config
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Parse builds the configuration from defaults, then the config file, then the command-line flags
+// in args, which win. The file is --config when given (it must then exist), else DefaultFile if it
+// exists.
+func Parse(args []string, usage io.Writer) (Config, error) {
+	// First pass: only to learn which file to read.
+	scratch := Default()
+	pre := NewFlagSet(&scratch, io.Discard)
+	if err := pre.Parse(args); err != nil {
+		// Report errors (and -help) with the real output in the second pass.
+		pre = nil
+	}
+	path, explicit := DefaultFile, false
+	if pre != nil {
+		pre.Visit(func(f *flag.Flag) {
+			if f.Name == "config" {
+				path, explicit = f.Value.String(), true
+			}
+		})
+	}
+
+	cfg := Default()
+	if pre != nil {
+		if err := LoadFile(&cfg, path, !explicit); err != nil {
+			return Config{}, err
+		}
+	}
+	// Second pass: flags given on the command line win over the file.
+	fs := NewFlagSet(&cfg, usage)
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// NewFlagSet returns berthd's flag set, one flag per configuration key, writing into cfg, plus
+// --config (read by Parse).
+func NewFlagSet(cfg *Config, output io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("berthd", flag.ContinueOnError)
+	fs.SetOutput(output)
+	fs.String("config", DefaultFile, "configuration file (TOML); flags override its keys")
+	fs.Var((*stringValue)(&cfg.Listen), "listen", "unix socket to serve CRI on")
+	fs.Var((*stringValue)(&cfg.Root), "root", "directory for persistent data")
+	fs.Var((*stringValue)(&cfg.State), "state", "directory for runtime state")
+	fs.Var((*stringValue)(&cfg.ContainerdAddress), "containerd-address", "socket of an existing containerd; empty starts a managed one")
+	fs.Var((*stringValue)(&cfg.ContainerdBinary), "containerd-binary", "containerd executable for the managed containerd")
+	fs.Var((*stringValue)(&cfg.CNIConfDir), "cni-conf-dir", "directory of CNI network configurations")
+	fs.Var((*listValue)(&cfg.CNIBinDirs), "cni-bin-dirs", "comma-separated directories of CNI plugins")
+	fs.Var((*stringValue)(&cfg.RegistryConfigDir), "registry-config-dir", "directory of registry hosts.toml files")
+	fs.Var((*stringValue)(&cfg.StreamAddress), "stream-address", "host:port of the streaming server (port 0: any free port)")
+	fs.Var((*stringValue)(&cfg.MetricsAddress), "metrics-address", "host:port of the Prometheus endpoint (empty: off)")
+	fs.Var((*stringValue)(&cfg.CgroupDriver), "cgroup-driver", "auto, cgroupfs or systemd")
+	fs.Var((*stringValue)(&cfg.LogLevel), "log-level", "debug, info, warn or error")
+	return fs
+}
+
+type stringValue string
+
+func (s *stringValue) String() string     { return string(*s) }
+func (s *stringValue) Set(v string) error { *s = stringValue(v); return nil }
+
+type listValue []string
+
+func (l *listValue) String() string { return strings.Join(*l, ",") }
+func (l *listValue) Set(v string) error {
+	*l = nil
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}

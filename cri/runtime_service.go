@@ -1,0 +1,109 @@
+package cri
+
+import (
+	"context"
+	"encoding/json"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/version"
+)
+
+// apiVersion is the CRI API version berth implements, as the kubelet expects it in Version.
+const apiVersion = "v1"
+
+// Engine is what the RuntimeService needs to know about containerd.
+type Engine interface {
+	// Ready reports nil when containerd answers, else why not.
+	Ready(ctx context.Context) error
+	// EngineVersion returns containerd's version.
+	EngineVersion(ctx context.Context) (string, error)
+}
+
+// NetworkStatus reports whether pods can get a network.
+type NetworkStatus interface {
+	Ready() (ready bool, reason, message string)
+}
+
+// RuntimeOptions are the facts about the daemon that the RuntimeService reports.
+type RuntimeOptions struct {
+	// CgroupDriver is the driver in use: "cgroupfs" or "systemd".
+	CgroupDriver string
+	// Config is the daemon's effective configuration, shown by a verbose Status.
+	Config any
+}
+
+// RuntimeService implements the CRI RuntimeService. RPCs whose capability has not landed yet are
+// answered by the embedded UnimplementedRuntimeServiceServer with codes.Unimplemented, naming the
+// method.
+type RuntimeService struct {
+	runtimeapi.UnimplementedRuntimeServiceServer
+
+	engine  Engine
+	network NetworkStatus
+	opts    RuntimeOptions
+}
+
+// NewRuntimeService returns the RuntimeService over engine and network.
+func NewRuntimeService(engine Engine, network NetworkStatus, opts RuntimeOptions) *RuntimeService {
+	return &RuntimeService{engine: engine, network: network, opts: opts}
+}
+
+// Version returns the runtime's name and versions. The request's version field is the kubelet's
+// CRI version and needs no check: berth serves v1 only and the gRPC service name already pins it.
+func (s *RuntimeService) Version(ctx context.Context, _ *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
+	return &runtimeapi.VersionResponse{
+		Version:           "0.1.0", // the version of the kubelet runtime API, fixed by CRI.
+		RuntimeName:       version.Name,
+		RuntimeVersion:    version.Version,
+		RuntimeApiVersion: apiVersion,
+	}, nil
+}
+
+// Status reports the RuntimeReady and NetworkReady conditions. It never fails because containerd
+// or the network is down: that is what the conditions are for.
+func (s *RuntimeService) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
+	runtimeCond := &runtimeapi.RuntimeCondition{Type: runtimeapi.RuntimeReady, Status: true}
+	if err := s.engine.Ready(ctx); err != nil {
+		runtimeCond.Status = false
+		runtimeCond.Reason = "ContainerdNotReady"
+		runtimeCond.Message = err.Error()
+	}
+	netCond := &runtimeapi.RuntimeCondition{Type: runtimeapi.NetworkReady}
+	netCond.Status, netCond.Reason, netCond.Message = s.network.Ready()
+
+	resp := &runtimeapi.StatusResponse{
+		Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{runtimeCond, netCond}},
+	}
+	if req.GetVerbose() {
+		resp.Info = s.verboseInfo(ctx)
+	}
+	return resp, nil
+}
+
+// verboseInfo is the `info` map of a verbose Status: each value is a JSON document, as crictl info
+// expects.
+func (s *RuntimeService) verboseInfo(ctx context.Context) map[string]string {
+	info := map[string]string{}
+	if b, err := json.Marshal(s.opts.Config); err == nil {
+		info["config"] = string(b)
+	}
+	versions := map[string]string{"berth": version.Version, "criApi": apiVersion}
+	if v, err := s.engine.EngineVersion(ctx); err == nil {
+		versions["containerd"] = v
+	} else {
+		versions["containerd"] = "unknown: " + err.Error()
+	}
+	b, _ := json.Marshal(versions)
+	info["versions"] = string(b)
+	return info
+}
+
+// RuntimeConfig reports the cgroup driver, which the kubelet must match.
+func (s *RuntimeService) RuntimeConfig(ctx context.Context, _ *runtimeapi.RuntimeConfigRequest) (*runtimeapi.RuntimeConfigResponse, error) {
+	driver := runtimeapi.CgroupDriver_CGROUPFS
+	if s.opts.CgroupDriver == "systemd" {
+		driver = runtimeapi.CgroupDriver_SYSTEMD
+	}
+	return &runtimeapi.RuntimeConfigResponse{Linux: &runtimeapi.LinuxRuntimeConfiguration{CgroupDriver: driver}}, nil
+}

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# install-deps.sh installs what berth needs to build, run and test, and nothing that is already
+# there at the pinned version (hack/versions.env). Idempotent; must run as root. A second run takes
+# seconds: each built binary has a stamp file recording the version it was built from.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: must run as root" >&2
+	exit 1
+fi
+
+log() { echo "install-deps: $*" >&2; }
+
+# --- Debian packages --------------------------------------------------------------------------
+apt_packages=(iptables busybox-static libseccomp-dev pkg-config iproute2 util-linux)
+missing=()
+for p in "${apt_packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	log "apt-get install ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- Go-built binaries ------------------------------------------------------------------------
+export GOFLAGS="${GOFLAGS:-} -mod=mod"
+export GONOSUMDB="${GONOSUMDB:+$GONOSUMDB,}sigs.k8s.io/cri-tools"
+export CGO_ENABLED=1
+mkdir -p "$BERTH_BIN_DIR" "$CNI_BIN_DIR"
+
+# fresh DIR NAME VERSION: true when DIR/NAME was built from VERSION.
+fresh() { [ -x "$1/$2" ] && [ "$(cat "$1/.$2.version" 2>/dev/null)" = "$3" ]; }
+stamp() { echo "$3" >"$1/.$2.version"; }
+
+# build_module MODULE VERSION DIR TAGS PKG:NAME...: builds each package of MODULE@VERSION into
+# DIR/NAME, from a throwaway module so that the module's own go.mod (and its replace directives,
+# if any) is honoured exactly as `go build` in a checkout would.
+build_module() {
+	local module=$1 version=$2 dir=$3 tags=$4
+	shift 4
+	local todo=()
+	for pn in "$@"; do
+		fresh "$dir" "${pn#*:}" "$version" || todo+=("$pn")
+	done
+	[ ${#todo[@]} -gt 0 ] || return 0
+	log "building ${module}@${version}: ${todo[*]}"
+	local src
+	src=$(go mod download -json "${module}@${version}" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+	[ -n "$src" ] || { log "cannot download ${module}@${version}"; exit 1; }
+	local work
+	work=$(mktemp -d)
+	cp -a "$src/." "$work/"
+	chmod -R u+w "$work"
+	(
+		cd "$work"
+		for pn in "${todo[@]}"; do
+			local pkg=${pn%%:*} name=${pn#*:}
+			go build -trimpath -tags "$tags" -ldflags "-s -w $(ldflags_for "$module" "$version")" \
+				-o "$dir/$name" "$pkg"
+			stamp "$dir" "$name" "$version"
+		done
+	)
+	rm -rf "$work"
+}
+
+ldflags_for() {
+	case "$1" in
+	github.com/containerd/containerd/v2)
+		echo "-X github.com/containerd/containerd/v2/version.Version=$2" ;;
+	github.com/opencontainers/runc)
+		echo "-X main.version=${2#v}" ;;
+	github.com/containernetworking/plugins)
+		echo "-X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$2" ;;
+	sigs.k8s.io/cri-tools)
+		echo "-X sigs.k8s.io/cri-tools/pkg/version.Version=$2" ;;
+	esac
+}
+
+build_module github.com/containerd/containerd/v2 "$CONTAINERD_VERSION" "$BERTH_BIN_DIR" "" \
+	./cmd/containerd:containerd ./cmd/containerd-shim-runc-v2:containerd-shim-runc-v2 ./cmd/ctr:ctr
+
+build_module github.com/opencontainers/runc "$RUNC_VERSION" "$BERTH_BIN_DIR" "seccomp urfave_cli_no_docs" .:runc
+
+cni_plugins=(bridge host-local loopback portmap bandwidth firewall tuning ptp host-device macvlan ipvlan vlan static dhcp)
+cni_pkgs=()
+for p in "${cni_plugins[@]}"; do
+	case "$p" in
+	host-local | static | dhcp) cni_pkgs+=("./plugins/ipam/$p:$p") ;;
+	portmap | bandwidth | firewall | tuning) cni_pkgs+=("./plugins/meta/$p:$p") ;;
+	*) cni_pkgs+=("./plugins/main/$p:$p") ;;
+	esac
+done
+build_module github.com/containernetworking/plugins "$CNI_PLUGINS_VERSION" "$CNI_BIN_DIR" "" "${cni_pkgs[@]}"
+
+build_module sigs.k8s.io/cri-tools "$CRI_TOOLS_VERSION" "$BERTH_BIN_DIR" "" ./cmd/crictl:crictl
+
+# critest is a Ginkgo test binary: built with `go test -c`, not `go build`.
+if ! fresh "$BERTH_BIN_DIR" critest "$CRI_TOOLS_VERSION"; then
+	log "building sigs.k8s.io/cri-tools@${CRI_TOOLS_VERSION}: critest"
+	src=$(go mod download -json "sigs.k8s.io/cri-tools@${CRI_TOOLS_VERSION}" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+	work=$(mktemp -d)
+	cp -a "$src/." "$work/"
+	chmod -R u+w "$work"
+	(cd "$work" && go test -c -trimpath -ldflags "-s -w $(ldflags_for sigs.k8s.io/cri-tools "$CRI_TOOLS_VERSION")" \
+		-o "$BERTH_BIN_DIR/critest" ./cmd/critest)
+	stamp "$BERTH_BIN_DIR" critest "$CRI_TOOLS_VERSION"
+	rm -rf "$work"
+fi
+
+# --- A default pod network --------------------------------------------------------------------
+# berth uses the first conflist in /etc/cni/net.d; give a fresh machine one that works out of the box.
+cni_conf_dir=/etc/cni/net.d
+mkdir -p "$cni_conf_dir"
+if ! ls "$cni_conf_dir"/*.conflist "$cni_conf_dir"/*.conf "$cni_conf_dir"/*.json >/dev/null 2>&1; then
+	log "writing the default pod network $cni_conf_dir/10-berth.conflist (bridge berth0, 10.88.0.0/16)"
+	cat >"$cni_conf_dir/10-berth.conflist" <<'CONF'
+{
+  "cniVersion": "1.0.0",
+  "name": "berth",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "berth0",
+      "isGateway": true,
+      "ipMasq": true,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{ "subnet": "10.88.0.0/16" }]],
+        "routes": [{ "dst": "0.0.0.0/0" }]
+      }
+    },
+    { "type": "portmap", "capabilities": { "portMappings": true } },
+    { "type": "loopback" }
+  ]
+}
+CONF
+fi
+
+log "ok: $("$BERTH_BIN_DIR/containerd" --version | awk '{print $3}'), runc $("$BERTH_BIN_DIR/runc" --version | awk 'NR==1{print $3}'), CNI plugins $CNI_PLUGINS_VERSION, cri-tools $CRI_TOOLS_VERSION"
