@@ -132,4 +132,3 @@ func containerdLogLevel(level string) string {
 	}
 	return level
 }
-
