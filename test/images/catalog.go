@@ -1,0 +1,263 @@
+// Package images builds the container images that berth's tests and critest use, from Debian's
+// busybox-static and a small Go test binary, and serves them from a registry on loopback. No
+// public registry is needed: the images carry the properties critest's specs check (commands,
+// users, groups, web servers on the expected ports), and the same build gives the same digests.
+package images
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Repository prefixes of the public images critest v1.34 pulls.
+const (
+	e2eImages = "registry.k8s.io/e2e-test-images/"
+	criTools  = "gcr.io/k8s-staging-cri-tools/"
+)
+
+// Sources are the host files the images are built from.
+type Sources struct {
+	// Busybox is a static busybox binary (Debian's busybox-static: /bin/busybox).
+	Busybox string
+	// TestBin is the static test binary of ./testbin, built by BuildTestBin.
+	TestBin string
+}
+
+// Catalog returns every image by its full reference (registry/repository:tag).
+func Catalog(src Sources) (map[string]v1.Image, error) {
+	b, err := newBuilder(src)
+	if err != nil {
+		return nil, err
+	}
+	shell := v1.Config{Cmd: []string{"sh"}, Env: []string{defaultPath}}
+	user := func(u string) v1.Config { return v1.Config{Cmd: []string{"sh"}, Env: []string{defaultPath}, User: u} }
+	type spec struct {
+		cfg    v1.Config
+		layers []v1.Layer
+	}
+	specs := map[string]spec{
+		e2eImages + "busybox:1.29-2":                       {shell, []v1.Layer{b.base, b.ipcs}},
+		"docker.io/library/busybox:latest":                 {shell, []v1.Layer{b.base, b.ipcs}},
+		"docker.io/library/busybox:1.37.0":                 {shell, []v1.Layer{b.base, b.ipcs}},
+		e2eImages + "nginx:1.14-2":                         {webConfig("nginx", 80), []v1.Layer{b.base, b.nginx}},
+		criTools + "hostnet-nginx-amd64:latest":            {webConfig("nginx", 12003), []v1.Layer{b.base, b.nginx}},
+		e2eImages + "httpd:2.4.39-4":                       {webConfig("httpd-foreground", 80), []v1.Layer{b.base, b.httpd}},
+		e2eImages + "nonewprivs:1.3":                       {v1.Config{Entrypoint: []string{"/usr/local/bin/nonewprivs"}, Env: []string{defaultPath}}, []v1.Layer{b.base, b.nonewprivs}},
+		criTools + "test-image-user-uid:latest":            {user("1002"), []v1.Layer{b.base}},
+		criTools + "test-image-user-username:latest":       {user("www-data"), []v1.Layer{b.base}},
+		criTools + "test-image-user-uid-group:latest":      {user("1003:users"), []v1.Layer{b.base}},
+		criTools + "test-image-user-username-group:latest": {user("www-data:users"), []v1.Layer{b.base}},
+		criTools + "test-image-predefined-group:latest":    {user("1000"), []v1.Layer{b.base, b.predefinedGroup}},
+	}
+	// Images that differ only in a file named after them, as cri-tools' image-test Dockerfile;
+	// test-image-tags has three tags of one image.
+	for _, name := range []string{"test-image-latest:latest", "test-image-tag:test", "test-image-tag:all",
+		"test-image-1:latest", "test-image-2:latest", "test-image-3:latest", "test-image-tags"} {
+		mark, err := layer(file(strings.ReplaceAll(name, ":", "-"), 0o644, []byte(name+"\n")))
+		if err != nil {
+			return nil, err
+		}
+		if name == "test-image-tags" {
+			for _, t := range []string{"1", "2", "3"} {
+				specs[criTools+name+":"+t] = spec{shell, []v1.Layer{b.base, mark}}
+			}
+			continue
+		}
+		specs[criTools+name] = spec{shell, []v1.Layer{b.base, mark}}
+	}
+
+	c := map[string]v1.Image{}
+	for ref, s := range specs {
+		img, err := b.image(s.cfg, s.layers...)
+		if err != nil {
+			return nil, fmt.Errorf("build %s: %w", ref, err)
+		}
+		c[ref] = img
+	}
+	return c, nil
+}
+
+// Refs returns the catalog's references, sorted.
+func Refs(c map[string]v1.Image) []string { return slices.Sorted(maps.Keys(c)) }
+
+const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+func webConfig(cmd string, port int) v1.Config {
+	return v1.Config{
+		Cmd:          []string{cmd},
+		Env:          []string{defaultPath, fmt.Sprintf("PORT=%d", port)},
+		ExposedPorts: map[string]struct{}{fmt.Sprintf("%d/tcp", port): {}},
+	}
+}
+
+// builder holds the layers images are assembled from; images that share a layer share its blob.
+type builder struct {
+	base, ipcs, nginx, httpd, nonewprivs, predefinedGroup v1.Layer
+	src                                                   Sources
+}
+
+func newBuilder(src Sources) (*builder, error) {
+	busybox, err := os.ReadFile(src.Busybox)
+	if err != nil {
+		return nil, fmt.Errorf("read busybox: %w", err)
+	}
+	testbin, err := os.ReadFile(src.TestBin)
+	if err != nil {
+		return nil, fmt.Errorf("read test binary: %w", err)
+	}
+	applets, err := exec.Command(src.Busybox, "--list-full").Output()
+	if err != nil {
+		return nil, fmt.Errorf("list busybox applets: %w", err)
+	}
+	b := &builder{src: src}
+	if b.base, err = baseLayer(busybox, strings.Fields(string(applets))); err != nil {
+		return nil, err
+	}
+	if b.ipcs, err = layer(file("usr/bin/ipcs", 0o755, []byte(ipcsScript))); err != nil {
+		return nil, err
+	}
+	page := []byte("<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head><body><h1>Welcome to nginx!</h1></body></html>\n")
+	if b.nginx, err = layer(file("usr/sbin/nginx", 0o755, testbin), file("usr/share/nginx/html/index.html", 0o644, page), dir("var/run", 0o755)); err != nil {
+		return nil, err
+	}
+	if b.httpd, err = layer(file("usr/local/bin/httpd-foreground", 0o755, testbin),
+		file("usr/local/apache2/htdocs/index.html", 0o644, []byte("<html><body><h1>It works!</h1></body></html>\n"))); err != nil {
+		return nil, err
+	}
+	if b.nonewprivs, err = layer(file("usr/local/bin/nonewprivs", 0o4755, testbin)); err != nil {
+		return nil, err
+	}
+	if b.predefinedGroup, err = layer(
+		file("etc/passwd", 0o644, []byte(passwd+"default-user:x:1000:1000:Linux User,,,:/home/default-user:/bin/sh\n")),
+		file("etc/group", 0o644, []byte(group+"default-user:x:1000:\ngroup-defined-in-image:x:50000:default-user\n")),
+		dir("home/default-user", 0o755)); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// image assembles an OCI image for linux/amd64 from layers and cfg.
+func (b *builder) image(cfg v1.Config, layers ...v1.Layer) (v1.Image, error) {
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	img, err := mutate.AppendLayers(img, layers...)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.Created = v1.Time{Time: epoch}
+	cf.Config = cfg
+	return mutate.ConfigFile(img, cf)
+}
+
+// baseLayer is a busybox root file system: the binary, a symlink per applet, and the users and
+// groups of the busybox image.
+func baseLayer(busybox []byte, applets []string) (v1.Layer, error) {
+	entries := []entry{
+		dir("bin", 0o755), dir("dev", 0o755), dir("etc", 0o755), dir("home", 0o755), dir("proc", 0o555),
+		dir("root", 0o700), dir("sys", 0o555), dir("tmp", 0o1777), dir("usr/bin", 0o755), dir("usr/sbin", 0o755),
+		dir("sbin", 0o755), dir("var/run", 0o755), dir("var/log", 0o755), dir("var/www", 0o755),
+		dir("var/spool/mail", 0o755), dir("usr/local/bin", 0o755),
+		file("bin/busybox", 0o755, busybox),
+		file("etc/passwd", 0o644, []byte(passwd)),
+		file("etc/group", 0o644, []byte(group)),
+	}
+	for _, a := range applets {
+		a = strings.TrimPrefix(a, "/")
+		if a == "bin/busybox" {
+			continue
+		}
+		entries = append(entries, symlink(a, "/bin/busybox"))
+	}
+	return layer(entries...)
+}
+
+// BusyboxPath finds Debian's busybox-static binary.
+func BusyboxPath() (string, error) {
+	for _, p := range []string{"/bin/busybox", "/usr/bin/busybox"} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("busybox not found: install busybox-static (hack/install-deps.sh)")
+}
+
+// BuildTestBin compiles ./testbin statically into dir and returns its path. moduleDir is the root
+// of the berth module.
+func BuildTestBin(moduleDir, dir string) (string, error) {
+	out := filepath.Join(dir, "testbin")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -buildid=", "-o", out, "./test/images/testbin")
+	cmd.Dir = moduleDir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build test binary: %v\n%s", err, b)
+	}
+	return out, nil
+}
+
+const passwd = `root:x:0:0:root:/root:/bin/sh
+daemon:x:1:1:daemon:/usr/sbin:/bin/false
+bin:x:2:2:bin:/bin:/bin/false
+sys:x:3:3:sys:/dev:/bin/false
+sync:x:4:100:sync:/bin:/bin/sync
+mail:x:8:8:mail:/var/spool/mail:/bin/false
+www-data:x:33:33:www-data:/var/www:/bin/false
+operator:x:37:37:Operator:/var:/bin/false
+nobody:x:65534:65534:nobody:/home:/bin/false
+`
+
+const group = `root:x:0:
+daemon:x:1:
+bin:x:2:
+sys:x:3:
+adm:x:4:
+tty:x:5:
+disk:x:6:
+lp:x:7:
+mail:x:8:
+kmem:x:9:
+wheel:x:10:root
+cdrom:x:11:
+dialout:x:18:
+floppy:x:19:
+video:x:28:
+audio:x:29:
+tape:x:32:
+www-data:x:33:
+operator:x:37:
+utmp:x:43:
+plugdev:x:46:
+staff:x:50:
+lock:x:54:
+netdev:x:82:
+users:x:100:
+nogroup:x:65534:
+`
+
+// ipcsScript stands in for util-linux's ipcs, which busybox-static lacks: `ipcs -m` lists the
+// shared memory segments of the IPC namespace it runs in, which is what critest's HostIpc specs
+// look for.
+const ipcsScript = `#!/bin/sh
+echo
+echo "------ Shared Memory Segments --------"
+echo "key        shmid      owner      perms      bytes      nattch     status"
+if [ -r /proc/sysvipc/shm ]; then
+	awk 'NR > 1 { printf "0x%08x %-10s %-10s %-10s %-10s %-10s\n", $1, $2, $8, $3, $4, $7 }' /proc/sysvipc/shm
+fi
+echo
+`

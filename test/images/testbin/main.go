@@ -1,0 +1,44 @@
+// Command testbin stands in for the programs of the public test images that critest runs: it is
+// nginx, httpd-foreground or nonewprivs, chosen by the name it is run as. The images are built by
+// package images with this binary in them.
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+func main() {
+	switch filepath.Base(os.Args[0]) {
+	case "nginx":
+		// Like nginx: writes its pid file, then serves the page on $PORT (80 by default).
+		if err := os.WriteFile("/var/run/nginx.pid", []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			fail(err)
+		}
+		serve("nginx", "/usr/share/nginx/html")
+	case "httpd-foreground":
+		serve("httpd", "/usr/local/apache2/htdocs")
+	case "nonewprivs":
+		// Installed setuid root: with no_new_privs the kernel ignores the bit.
+		fmt.Printf("Effective uid: %d\n", os.Geteuid())
+	default:
+		fail(fmt.Errorf("unknown program %q", os.Args[0]))
+	}
+}
+
+func serve(name, root string) {
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "80"
+	}
+	fmt.Fprintf(os.Stderr, "%s: serving %s on port %s\n", name, root, port)
+	fail(http.ListenAndServe(":"+port, http.FileServer(http.Dir(root))))
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, err)
+	os.Exit(1)
+}
