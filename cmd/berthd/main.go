@@ -21,6 +21,7 @@ import (
 	"github.com/berth-runtime/berth/config"
 	"github.com/berth-runtime/berth/cri"
 	"github.com/berth-runtime/berth/engine"
+	"github.com/berth-runtime/berth/image"
 	"github.com/berth-runtime/berth/runtime"
 	"github.com/berth-runtime/berth/version"
 )
@@ -84,7 +85,12 @@ func run(cfg config.Config, log *slog.Logger) error {
 		CgroupDriver: runtime.CgroupDriver(cfg.CgroupDriver),
 		Config:       cfg,
 	})
-	srv := cri.NewServer(rs, cri.NewImageService(), log.With("component", "cri"), cri.NewMetrics(reg))
+	images := image.New(client, image.Options{
+		RegistryConfigDir: cfg.RegistryConfigDir,
+		Logger:            log.With("component", "image"),
+		Metrics:           image.NewMetrics(reg),
+	})
+	srv := cri.NewServer(rs, cri.NewImageService(images), log.With("component", "cri"), cri.NewMetrics(reg))
 
 	l, err := cri.Listen(cfg.Listen)
 	if err != nil {
