@@ -16,8 +16,8 @@ import (
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/containerd/v2/core/remotes/docker/config"
 	"github.com/containerd/errdefs"
-	"github.com/pelletier/go-toml/v2"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/pelletier/go-toml/v2"
 )
 
 // Auth is the credential a pull request carries (the CRI's AuthConfig).
