@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -52,6 +53,8 @@ type Config struct {
 	MetricsAddress string `toml:"metrics-address" json:"metrics-address"`
 	// CgroupDriver is auto, cgroupfs or systemd.
 	CgroupDriver string `toml:"cgroup-driver" json:"cgroup-driver"`
+	// ImagePullProgressTimeout cancels an image pull that has received no bytes for this long.
+	ImagePullProgressTimeout Duration `toml:"image-pull-progress-timeout" json:"image-pull-progress-timeout"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `toml:"log-level" json:"log-level"`
 }
@@ -69,6 +72,8 @@ func Default() Config {
 		StreamAddress:     "127.0.0.1:0",
 		CgroupDriver:      CgroupDriverAuto,
 		LogLevel:          "info",
+
+		ImagePullProgressTimeout: Duration(time.Minute),
 	}
 }
 
@@ -133,6 +138,9 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("cgroup-driver: %q is not one of auto, cgroupfs, systemd", c.CgroupDriver)
 	}
+	if c.ImagePullProgressTimeout <= 0 {
+		return fmt.Errorf("image-pull-progress-timeout: %s must be positive", c.ImagePullProgressTimeout)
+	}
 	if _, err := ParseLogLevel(c.LogLevel); err != nil {
 		return err
 	}
@@ -147,3 +155,25 @@ func ParseLogLevel(s string) (slog.Level, error) {
 	}
 	return l, nil
 }
+
+// Duration is a time.Duration written as "90s" or "1m30s" in the config file and on the command line.
+type Duration time.Duration
+
+// String formats d as time.Duration does.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// Set parses a flag value.
+func (d *Duration) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as 90s or 2m", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// UnmarshalText parses a config file value.
+func (d *Duration) UnmarshalText(b []byte) error { return d.Set(string(b)) }
+
+// MarshalText formats d for the config file and JSON.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func writeFile(t *testing.T, content string) string {
@@ -70,6 +71,13 @@ log-level = "debug"
 		{desc: "empty listen", args: []string{"--config", file, "--listen", ""}, wantErr: "listen: must not be empty"},
 		{desc: "bad stream address", args: []string{"--config", file, "--stream-address", "nope"}, wantErr: "stream-address"},
 		{desc: "bad metrics address", args: []string{"--config", file, "--metrics-address", "1.2.3.4"}, wantErr: "metrics-address"},
+		{
+			desc: "duration from file and flag",
+			args: []string{"--config", writeFile(t, "image-pull-progress-timeout = \"90s\"\n"), "--log-level", "warn"},
+			want: func(c *Config) { c.ImagePullProgressTimeout, c.LogLevel = Duration(90*time.Second), "warn" },
+		},
+		{desc: "bad duration", args: []string{"--config", file, "--image-pull-progress-timeout", "soon"}, wantErr: `"soon" is not a duration`},
+		{desc: "zero duration", args: []string{"--config", file, "--image-pull-progress-timeout", "0s"}, wantErr: "image-pull-progress-timeout: 0s must be positive"},
 		{desc: "stray argument", args: []string{"--config", file, "extra"}, wantErr: `unexpected argument "extra"`},
 	}
 	for _, test := range tests {

@@ -64,6 +64,7 @@ func NewFlagSet(cfg *Config, output io.Writer) *flag.FlagSet {
 	fs.Var((*stringValue)(&cfg.StreamAddress), "stream-address", "host:port of the streaming server (port 0: any free port)")
 	fs.Var((*stringValue)(&cfg.MetricsAddress), "metrics-address", "host:port of the Prometheus endpoint (empty: off)")
 	fs.Var((*stringValue)(&cfg.CgroupDriver), "cgroup-driver", "auto, cgroupfs or systemd")
+	fs.Var(&cfg.ImagePullProgressTimeout, "image-pull-progress-timeout", "cancel an image pull that receives nothing for this long")
 	fs.Var((*stringValue)(&cfg.LogLevel), "log-level", "debug, info, warn or error")
 	return fs
 }

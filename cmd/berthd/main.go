@@ -87,6 +87,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 	})
 	images := image.New(client, image.Options{
 		RegistryConfigDir: cfg.RegistryConfigDir,
+		ProgressTimeout:   time.Duration(cfg.ImagePullProgressTimeout),
 		Logger:            log.With("component", "image"),
 		Metrics:           image.NewMetrics(reg),
 	})
