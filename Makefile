@@ -7,8 +7,8 @@ BIN      := $(CURDIR)/bin
 VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
 LDFLAGS  := -s -w -X github.com/berth-runtime/berth/version.Version=$(VERSION)
 GOFLAGS_BUILD := -trimpath -ldflags '$(LDFLAGS)'
-# Unit tests: every package but the ones that drive a real berthd.
-UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/test/')
+# Unit tests: every package but the integration tests, which drive a real berthd.
+UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/test/e2e')
 
 export PATH := $(BERTH_BIN_DIR):$(PATH)
 

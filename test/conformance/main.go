@@ -6,7 +6,8 @@
 //
 // Environment:
 //
-//	CRI_ENDPOINT                 run against this endpoint instead of starting a berthd
+//	CRI_ENDPOINT                 run against this endpoint instead of starting a berthd; the
+//	                             word "containerd" starts containerd's own CRI plugin instead
 //	CRITEST_REGISTRY_ADDR        host:port for the registry (default: a free loopback port)
 //	CRITEST_REGISTRY_CONFIG_DIR  where to write hosts.toml files (default: a temporary directory)
 //	CRITEST_FOCUS                run only the specs matching this regular expression
@@ -75,6 +76,16 @@ func run() (int, error) {
 	fmt.Printf("critest: images served at %s (hosts.toml in %s) in %s\n", reg.Addr, hostsDir, time.Since(start).Round(time.Millisecond))
 
 	endpoint := os.Getenv("CRI_ENDPOINT")
+	if endpoint == "containerd" {
+		// containerd's own CRI plugin, same containerd and runc as berth, same images.
+		c, err := daemon.StartContainerdCRI(hostsDir)
+		if err != nil {
+			return 0, err
+		}
+		defer c.Cleanup()
+		endpoint = c.Endpoint()
+		fmt.Printf("critest: containerd's CRI serving at %s (logs: %s)\n", endpoint, filepath.Join(c.Dir, "containerd.log"))
+	}
 	if endpoint == "" {
 		d, err := daemon.Start("--registry-config-dir", hostsDir)
 		if err != nil {

@@ -46,13 +46,15 @@ func Catalog(src Sources) (map[string]v1.Image, error) {
 		layers []v1.Layer
 	}
 	specs := map[string]spec{
-		e2eImages + "busybox:1.29-2":                       {shell, []v1.Layer{b.base, b.ipcs}},
-		"docker.io/library/busybox:latest":                 {shell, []v1.Layer{b.base, b.ipcs}},
-		"docker.io/library/busybox:1.37.0":                 {shell, []v1.Layer{b.base, b.ipcs}},
-		e2eImages + "nginx:1.14-2":                         {webConfig("nginx", 80), []v1.Layer{b.base, b.nginx}},
-		criTools + "hostnet-nginx-amd64:latest":            {webConfig("nginx", 12003), []v1.Layer{b.base, b.nginx}},
-		e2eImages + "httpd:2.4.39-4":                       {webConfig("httpd-foreground", 80), []v1.Layer{b.base, b.httpd}},
-		e2eImages + "nonewprivs:1.3":                       {v1.Config{Entrypoint: []string{"/usr/local/bin/nonewprivs"}, Env: []string{defaultPath}}, []v1.Layer{b.base, b.nonewprivs}},
+		e2eImages + "busybox:1.29-2":            {shell, []v1.Layer{b.base, b.ipcs}},
+		"docker.io/library/busybox:latest":      {shell, []v1.Layer{b.base, b.ipcs}},
+		"docker.io/library/busybox:1.37.0":      {shell, []v1.Layer{b.base, b.ipcs}},
+		e2eImages + "nginx:1.14-2":              {webConfig("nginx", 80), []v1.Layer{b.base, b.nginx}},
+		criTools + "hostnet-nginx-amd64:latest": {webConfig("nginx", 12003), []v1.Layer{b.base, b.nginx}},
+		e2eImages + "httpd:2.4.39-4":            {webConfig("httpd-foreground", 80), []v1.Layer{b.base, b.httpd}},
+		e2eImages + "nonewprivs:1.3":            {v1.Config{Entrypoint: []string{"/usr/local/bin/nonewprivs"}, Env: []string{defaultPath}}, []v1.Layer{b.base, b.nonewprivs}},
+		// containerd's own CRI needs a sandbox image (for the comparison runs); berth does not.
+		"registry.k8s.io/pause:3.10.1":                     {v1.Config{Entrypoint: []string{"/pause"}}, []v1.Layer{b.pause}},
 		criTools + "test-image-user-uid:latest":            {user("1002"), []v1.Layer{b.base}},
 		criTools + "test-image-user-username:latest":       {user("www-data"), []v1.Layer{b.base}},
 		criTools + "test-image-user-uid-group:latest":      {user("1003:users"), []v1.Layer{b.base}},
@@ -102,8 +104,8 @@ func webConfig(cmd string, port int) v1.Config {
 
 // builder holds the layers images are assembled from; images that share a layer share its blob.
 type builder struct {
-	base, ipcs, nginx, httpd, nonewprivs, predefinedGroup v1.Layer
-	src                                                   Sources
+	base, ipcs, nginx, httpd, nonewprivs, predefinedGroup, pause v1.Layer
+	src                                                          Sources
 }
 
 func newBuilder(src Sources) (*builder, error) {
@@ -123,7 +125,7 @@ func newBuilder(src Sources) (*builder, error) {
 	if b.base, err = baseLayer(busybox, strings.Fields(string(applets))); err != nil {
 		return nil, err
 	}
-	if b.ipcs, err = layer(file("usr/bin/ipcs", 0o755, []byte(ipcsScript))); err != nil {
+	if b.ipcs, err = layer(file("usr/bin/ipcs", 0o755, []byte(ipcsScript)), file("usr/bin/pgrep", 0o755, []byte(pgrepScript))); err != nil {
 		return nil, err
 	}
 	page := []byte("<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head><body><h1>Welcome to nginx!</h1></body></html>\n")
@@ -135,6 +137,9 @@ func newBuilder(src Sources) (*builder, error) {
 		return nil, err
 	}
 	if b.nonewprivs, err = layer(file("usr/local/bin/nonewprivs", 0o4755, testbin)); err != nil {
+		return nil, err
+	}
+	if b.pause, err = layer(file("pause", 0o755, testbin)); err != nil {
 		return nil, err
 	}
 	if b.predefinedGroup, err = layer(
@@ -165,7 +170,7 @@ func (b *builder) image(cfg v1.Config, layers ...v1.Layer) (v1.Image, error) {
 	return mutate.ConfigFile(img, cf)
 }
 
-// baseLayer is a busybox root file system: the binary, a symlink per applet, and the users and
+// baseLayer is a busybox root file system: the binary, a hard link per applet, and the users and
 // groups of the busybox image.
 func baseLayer(busybox []byte, applets []string) (v1.Layer, error) {
 	entries := []entry{
@@ -182,7 +187,9 @@ func baseLayer(busybox []byte, applets []string) (v1.Layer, error) {
 		if a == "bin/busybox" {
 			continue
 		}
-		entries = append(entries, symlink(a, "/bin/busybox"))
+		// Hard links, as in the busybox image: masking one applet's path (critest's MaskedPaths
+		// masks /bin/ls) must not mask busybox itself, as a symlink would.
+		entries = append(entries, hardlink(a, "bin/busybox"))
 	}
 	return layer(entries...)
 }
@@ -260,4 +267,22 @@ if [ -r /proc/sysvipc/shm ]; then
 	awk 'NR > 1 { printf "0x%08x %-10s %-10s %-10s %-10s %-10s\n", $1, $2, $8, $3, $4, $7 }' /proc/sysvipc/shm
 fi
 echo
+`
+
+// pgrepScript stands in for pgrep, which busybox-static lacks: it prints the pids of the
+// processes whose name matches the pattern (critest's execSync timeout spec runs `pgrep sleep`).
+const pgrepScript = `#!/bin/sh
+if [ $# -ne 1 ]; then
+	echo "usage: pgrep PATTERN" >&2
+	exit 2
+fi
+status=1
+for d in /proc/[0-9]*; do
+	comm=$(cat "$d/comm" 2>/dev/null) || continue
+	if echo "$comm" | grep -q -- "$1"; then
+		echo "${d#/proc/}"
+		status=0
+	fi
+done
+exit $status
 `

@@ -24,16 +24,17 @@ type entry struct {
 	mode     int64
 	dir      bool
 	linkname string // symlink target, when set
+	hardlink string // hard link target (a path in the layer), when set
 	content  []byte
 	uid, gid int
 }
 
 func dir(name string, mode int64) entry            { return entry{name: name, mode: mode, dir: true} }
 func file(name string, mode int64, c []byte) entry { return entry{name: name, mode: mode, content: c} }
-func symlink(name, target string) entry            { return entry{name: name, mode: 0o777, linkname: target} }
+func hardlink(name, target string) entry           { return entry{name: name, mode: 0o755, hardlink: target} }
 
 // layer builds a gzipped OCI layer from entries, adding missing parent directories and writing
-// everything in name order with fixed times and owners.
+// everything in name order (hard links last) with fixed times and owners.
 func layer(entries ...entry) (v1.Layer, error) {
 	byName := map[string]entry{}
 	for _, e := range entries {
@@ -48,7 +49,14 @@ func layer(entries ...entry) (v1.Layer, error) {
 	for n := range byName {
 		names = append(names, n)
 	}
-	sort.Strings(names)
+	// Name order, but hard links last: a link's target must come before it in the tar.
+	sort.Slice(names, func(i, j int) bool {
+		li, lj := byName[names[i]].hardlink != "", byName[names[j]].hardlink != ""
+		if li != lj {
+			return lj
+		}
+		return names[i] < names[j]
+	})
 
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -58,6 +66,8 @@ func layer(entries ...entry) (v1.Layer, error) {
 		switch {
 		case e.dir:
 			h.Typeflag, h.Name = tar.TypeDir, n+"/"
+		case e.hardlink != "":
+			h.Typeflag, h.Linkname = tar.TypeLink, e.hardlink
 		case e.linkname != "":
 			h.Typeflag, h.Linkname = tar.TypeSymlink, e.linkname
 		default:
