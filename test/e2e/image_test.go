@@ -234,10 +234,11 @@ func TestPullErrorsSayWhatWentWrong(t *testing.T) {
 	}
 }
 
-func TestPullWithBasicAuth(t *testing.T) {
-	requireAuth := func(next http.Handler) http.Handler {
+// requireBasicAuth wraps a registry so that it answers only requests with this user and password.
+func requireBasicAuth(user, password string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if u, p, ok := r.BasicAuth(); !ok || u != "kube" || p != "s3cret" {
+			if u, p, ok := r.BasicAuth(); !ok || u != user || p != password {
 				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
 				http.Error(w, "unauthorized", http.StatusUnauthorized)
 				return
@@ -245,7 +246,10 @@ func TestPullWithBasicAuth(t *testing.T) {
 			next.ServeHTTP(w, r)
 		})
 	}
-	_, hosts := serveImages(t, requireAuth)
+}
+
+func TestPullWithBasicAuth(t *testing.T) {
+	_, hosts := serveImages(t, requireBasicAuth("kube", "s3cret"))
 	d := startDaemon(t, "--registry-config-dir", hosts)
 	tests := []struct {
 		desc string
@@ -279,17 +283,7 @@ func TestPullWithBasicAuth(t *testing.T) {
 }
 
 func TestCredentialsFromConfigDir(t *testing.T) {
-	requireAuth := func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if u, p, ok := r.BasicAuth(); !ok || u != "node" || p != "filepass" {
-				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-				http.Error(w, "unauthorized", http.StatusUnauthorized)
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
-	reg, hosts := serveImages(t, requireAuth)
+	reg, hosts := serveImages(t, requireBasicAuth("node", "filepass"))
 	// Credentials are looked up for the host that answers: the mirror.
 	mirrorDir := filepath.Join(hosts, reg.Addr)
 	if err := os.MkdirAll(mirrorDir, 0o700); err != nil {
