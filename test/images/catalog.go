@@ -53,6 +53,8 @@ func Catalog(src Sources) (map[string]v1.Image, error) {
 		criTools + "hostnet-nginx-amd64:latest": {webConfig("nginx", 12003), []v1.Layer{b.base, b.nginx}},
 		e2eImages + "httpd:2.4.39-4":            {webConfig("httpd-foreground", 80), []v1.Layer{b.base, b.httpd}},
 		e2eImages + "nonewprivs:1.3":            {v1.Config{Entrypoint: []string{"/usr/local/bin/nonewprivs"}, Env: []string{defaultPath}}, []v1.Layer{b.base, b.nonewprivs}},
+		// Three layers, for pull benchmarks.
+		"docker.io/berth/bench-pull:3": {webConfig("nginx", 80), []v1.Layer{b.base, b.ipcs, b.nginx}},
 		// containerd's own CRI needs a sandbox image (for the comparison runs); berth does not.
 		"registry.k8s.io/pause:3.10.1":                     {v1.Config{Entrypoint: []string{"/pause"}}, []v1.Layer{b.pause}},
 		criTools + "test-image-user-uid:latest":            {user("1002"), []v1.Layer{b.base}},
