@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -252,5 +256,44 @@ func TestCrictlVersionAndInfo(t *testing.T) {
 	}
 	if len(info.Status.Conditions) != 2 || info.Versions["containerd"] == "" {
 		t.Errorf("crictl info = %+v, want two conditions and versions", info)
+	}
+}
+
+func TestMetricsEndpoint(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	d := startDaemon(t, "--metrics-address", addr)
+	if _, err := d.Runtime.Status(ctx(t), &runtimeapi.StatusRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("metrics are not in the Prometheus text format: %v", err)
+	}
+	for _, name := range []string{"berth_cri_request_duration_seconds", "berth_containerd_restarts_total", "go_goroutines"} {
+		if _, ok := families[name]; !ok {
+			t.Errorf("metric %s missing", name)
+		}
+	}
+	found := false
+	for _, m := range families["berth_cri_request_duration_seconds"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "method" && l.GetValue() == "Status" {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Error("no latency recorded for the Status call")
 	}
 }
