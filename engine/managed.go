@@ -217,7 +217,7 @@ func (m *Managed) waitReady(timeout time.Duration) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("managed containerd did not answer on %s within %s (see %s): %w", m.Address(), timeout, m.logPath(), err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
