@@ -53,6 +53,13 @@ func run(cfg config.Config, log *slog.Logger) error {
 			return err
 		}
 	}
+	// Claim the socket first: a second berthd pointed at a live socket stops here, before it
+	// touches any containerd.
+	l, err := cri.Listen(cfg.Listen)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -93,10 +100,6 @@ func run(cfg config.Config, log *slog.Logger) error {
 	})
 	srv := cri.NewServer(rs, cri.NewImageService(images), log.With("component", "cri"), cri.NewMetrics(reg))
 
-	l, err := cri.Listen(cfg.Listen)
-	if err != nil {
-		return err
-	}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(l) }()
 
