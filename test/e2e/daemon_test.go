@@ -181,9 +181,17 @@ func TestStaleSocketIsReplaced(t *testing.T) {
 func TestSecondDaemonOnALiveSocketRefuses(t *testing.T) {
 	d := startDaemon(t)
 	bin := filepath.Join(os.Getenv("BERTH_BIN"), "berthd")
-	out, err := exec.Command(bin, "--config", filepath.Join(d.Dir, "config.toml"), "--root", d.Root+"2", "--state", d.State+"2", "--listen", d.Socket, "--containerd-address", "/nonexistent.sock").CombinedOutput()
+	pid := d.ContainerdPid()
+	// Same directories, same socket: it must stop before it adopts (or starts) a containerd.
+	out, err := exec.Command(bin, "--config", filepath.Join(d.Dir, "config.toml"), "--root", d.Root, "--state", d.State, "--listen", d.Socket).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "another server is answering") {
 		t.Errorf("second berthd on a live socket: err=%v, output:\n%s", err, out)
+	}
+	if strings.Contains(string(out), "adopted running containerd") || strings.Contains(string(out), "started containerd") {
+		t.Errorf("second berthd touched containerd before giving up:\n%s", out)
+	}
+	if got := d.ContainerdPid(); got != pid || !processAlive(pid) {
+		t.Errorf("managed containerd changed from pid %d to %d", pid, got)
 	}
 	if _, err := d.Runtime.Version(ctx(t), &runtimeapi.VersionRequest{}); err != nil {
 		t.Errorf("first berthd stopped answering: %v", err)
