@@ -54,7 +54,7 @@ func StartContainerdCRI(registryConfigDir string) (*ContainerdCRI, error) {
 	if err := os.MkdirAll(cniDir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(cniDir, "10-ctrd.conflist"), []byte(CNIConflist("ctrd-cri", "ctrdcri0", "10.77.0.0/16")), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(cniDir, "10-ctrd.conflist"), []byte(CNIConflist(ctrdNetwork, ctrdBridge, "10.77.0.0/16")), 0o644); err != nil {
 		return nil, err
 	}
 	config := fmt.Sprintf(`version = 3
@@ -128,7 +128,14 @@ func (c *ContainerdCRI) Endpoint() string { return "unix://" + c.Socket }
 // Pid is containerd's process id.
 func (c *ContainerdCRI) Pid() int { return c.cmd.Process.Pid }
 
-// Cleanup stops containerd and its shims and removes its directories.
+// The network containerd's pods get: a bridge and host-local IP store of their own.
+const (
+	ctrdNetwork = "ctrd-cri"
+	ctrdBridge  = "ctrdcri0"
+)
+
+// Cleanup stops containerd and its shims and removes its directories, and the bridge and IP
+// store its network left (the bridge plugin never deletes a bridge).
 func (c *ContainerdCRI) Cleanup() {
 	if c.cmd != nil {
 		_ = c.cmd.Process.Kill()
@@ -137,4 +144,6 @@ func (c *ContainerdCRI) Cleanup() {
 	killUnder(c.Dir)
 	unmountUnder(c.Dir)
 	os.RemoveAll(c.Dir)
+	_ = exec.Command("ip", "link", "delete", ctrdBridge).Run()
+	os.RemoveAll(filepath.Join("/var/lib/cni/networks", ctrdNetwork))
 }
