@@ -1,0 +1,172 @@
+// Package namespace creates the Linux namespaces a pod shares (network, IPC, UTS) and pins each
+// to a file with a bind mount, so that they outlive every process (a berth pod usually has none)
+// and containers can join them by path.
+package namespace
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// Kind is a namespace type, named as in /proc/<pid>/ns.
+type Kind string
+
+// The namespaces a pod may own.
+const (
+	Net Kind = "net"
+	IPC Kind = "ipc"
+	UTS Kind = "uts"
+)
+
+var cloneFlags = map[Kind]int{Net: unix.CLONE_NEWNET, IPC: unix.CLONE_NEWIPC, UTS: unix.CLONE_NEWUTS}
+
+// Pin creates one new namespace of each kind and pins it at dir/<kind>. A new UTS namespace gets
+// hostname; a new network namespace has its loopback interface up. On error nothing is left
+// behind. It returns the path of each pinned namespace.
+func Pin(dir string, kinds []Kind, hostname string) (map[Kind]string, error) {
+	if len(kinds) == 0 {
+		return map[Kind]string{}, nil
+	}
+	flags := 0
+	for _, k := range kinds {
+		f, ok := cloneFlags[k]
+		if !ok {
+			return nil, fmt.Errorf("namespace kind %q is not one berth pins", k)
+		}
+		flags |= f
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	paths := map[Kind]string{}
+	for _, k := range kinds {
+		p := filepath.Join(dir, string(k))
+		f, err := os.OpenFile(p, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o400)
+		if err != nil {
+			release(paths)
+			return nil, fmt.Errorf("create pin file: %w", err)
+		}
+		f.Close()
+		paths[k] = p
+	}
+
+	errc := make(chan error, 1)
+	// The namespaces are made on a thread of their own, which is never given back to the Go
+	// scheduler: a goroutine that ends with its thread locked takes the thread with it.
+	go func() {
+		runtime.LockOSThread()
+		errc <- enterAndPin(flags, paths, hostname)
+	}()
+	if err := <-errc; err != nil {
+		release(paths)
+		return nil, err
+	}
+	return paths, nil
+}
+
+// release undoes what a failed Pin did: only the pins it made, never one that was there before.
+func release(paths map[Kind]string) {
+	for _, p := range paths {
+		_ = unpinFile(p)
+	}
+}
+
+func enterAndPin(flags int, paths map[Kind]string, hostname string) error {
+	// Go drops a thread that ends locked, except the process's main thread, which it keeps
+	// parked: were this the main thread, /proc/<pid>/ns would show the pod's namespaces. So the
+	// thread goes back to its own namespaces when done.
+	tid := unix.Gettid()
+	var back []int
+	for k := range paths {
+		fd, err := unix.Open(fmt.Sprintf("/proc/self/task/%d/ns/%s", tid, k), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open own %s namespace: %w", k, err)
+		}
+		defer unix.Close(fd)
+		back = append(back, fd)
+	}
+	defer func() {
+		for _, fd := range back {
+			_ = unix.Setns(fd, 0)
+		}
+	}()
+	if err := unix.Unshare(flags); err != nil {
+		return fmt.Errorf("unshare namespaces: %w", err)
+	}
+	if flags&unix.CLONE_NEWUTS != 0 && hostname != "" {
+		if err := unix.Sethostname([]byte(hostname)); err != nil {
+			return fmt.Errorf("set hostname %q: %w", hostname, err)
+		}
+	}
+	if flags&unix.CLONE_NEWNET != 0 {
+		if err := loopbackUp(); err != nil {
+			return err
+		}
+	}
+	for k, p := range paths {
+		src := fmt.Sprintf("/proc/self/task/%d/ns/%s", tid, k)
+		if err := unix.Mount(src, p, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("pin %s namespace at %s: %w", k, p, err)
+		}
+	}
+	return nil
+}
+
+// loopbackUp brings lo up in the calling thread's network namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring loopback up: %w", err)
+	}
+	return nil
+}
+
+// Unpin unmounts every pinned namespace in dir and removes dir. The namespaces go away once no
+// process is in them. Unpinning a directory that is not there is not an error.
+func Unpin(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		if err := unpinFile(filepath.Join(dir, e.Name())); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// unpinFile unmounts a pinned namespace file, if it is mounted, and removes it.
+func unpinFile(p string) error {
+	if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unpin %s: %w", p, err)
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
