@@ -41,12 +41,13 @@ type RuntimeService struct {
 
 	engine  Engine
 	network NetworkStatus
+	pods    Pods
 	opts    RuntimeOptions
 }
 
-// NewRuntimeService returns the RuntimeService over engine and network.
-func NewRuntimeService(engine Engine, network NetworkStatus, opts RuntimeOptions) *RuntimeService {
-	return &RuntimeService{engine: engine, network: network, opts: opts}
+// NewRuntimeService returns the RuntimeService over engine, network and pods.
+func NewRuntimeService(engine Engine, network NetworkStatus, pods Pods, opts RuntimeOptions) *RuntimeService {
+	return &RuntimeService{engine: engine, network: network, pods: pods, opts: opts}
 }
 
 // Version returns the runtime's name and versions. The request's version field is the kubelet's
@@ -74,6 +75,11 @@ func (s *RuntimeService) Status(ctx context.Context, req *runtimeapi.StatusReque
 
 	resp := &runtimeapi.StatusResponse{
 		Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{runtimeCond, netCond}},
+	}
+	for _, h := range s.pods.Handlers() {
+		resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtimeapi.RuntimeHandler{
+			Name: h, Features: &runtimeapi.RuntimeHandlerFeatures{},
+		})
 	}
 	if req.GetVerbose() {
 		resp.Info = s.verboseInfo(ctx)

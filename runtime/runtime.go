@@ -6,9 +6,13 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/errdefs"
+
+	"github.com/berth-runtime/berth/cni"
 )
 
 // Namespace is the containerd namespace berth keeps all its objects in, so that it never sees or
@@ -19,15 +23,98 @@ const Namespace = "berth"
 // seconds and must never hang on a stuck containerd.
 const readyTimeout = 2 * time.Second
 
-// Runtime is berth's view of its containerd.
-type Runtime struct {
-	client *containerd.Client
+// Options configure a Runtime.
+type Options struct {
+	// StateDir is berth's state directory; pods keep their files and pinned namespaces in
+	// StateDir/pods/<id>.
+	StateDir string
+	// Network wires pods with CNI.
+	Network *cni.Network
+	// Logger receives the runtime's events.
+	Logger *slog.Logger
 }
 
-// New returns a Runtime over client, whose default namespace must be Namespace.
-func New(client *containerd.Client) *Runtime {
-	return &Runtime{client: client}
+// DefaultHandler is the runtime handler a pod gets when it names none.
+const DefaultHandler = "runc"
+
+// Runtime runs berth's pods and containers in its containerd namespace. It is safe for concurrent
+// use: calls on one pod are ordered by that pod's lock, calls on different pods run in parallel.
+type Runtime struct {
+	client    *containerd.Client
+	stateDir  string
+	network   *cni.Network
+	log       *slog.Logger
+	sandboxes *sandboxStore
+	// loaded is closed once Load has rebuilt the state; pod calls wait for it.
+	loaded chan struct{}
 }
+
+// New returns a Runtime over client, whose default namespace must be Namespace. Load must be
+// called before it serves.
+func New(client *containerd.Client, opts Options) *Runtime {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Runtime{client: client, stateDir: opts.StateDir, network: opts.Network, log: opts.Logger,
+		sandboxes: newSandboxStore(), loaded: make(chan struct{})}
+}
+
+// LoadInBackground calls Load until it succeeds (containerd may not answer yet) or ctx ends.
+// Until then, calls about pods wait, bounded by their own deadlines: answering them from an
+// empty state would tell the kubelet its pods are gone.
+func (r *Runtime) LoadInBackground(ctx context.Context) {
+	go func() {
+		delay := 100 * time.Millisecond
+		for {
+			lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := r.Load(lctx)
+			cancel()
+			if err == nil {
+				close(r.loaded)
+				return
+			}
+			r.log.Warn("cannot load state from containerd yet; retrying", "error", err, "after", delay)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			delay = min(2*delay, 5*time.Second)
+		}
+	}()
+}
+
+// waitLoaded waits until the state is loaded, or says why not.
+func (r *Runtime) waitLoaded(ctx context.Context) error {
+	select {
+	case <-r.loaded:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("berth has not loaded its pods from containerd yet (is containerd answering?): %w", errdefs.ErrUnavailable)
+	}
+}
+
+// Load rebuilds berth's view of its pods from containerd, which holds a record of each. It must
+// run once, before any call about pods; LoadInBackground retries it.
+func (r *Runtime) Load(ctx context.Context) error {
+	records, err := r.client.ContainerService().List(ctx, fmt.Sprintf("labels.%q==%s", labelKind, kindSandbox))
+	if err != nil {
+		return fmt.Errorf("list pod sandboxes: %w", err)
+	}
+	for _, c := range records {
+		sb, err := r.loadSandbox(c)
+		if err != nil {
+			r.log.Error("cannot load pod sandbox record; leaving it alone", "sandbox", c.ID, "error", err)
+			continue
+		}
+		r.sandboxes.add(sb)
+	}
+	r.log.Info("loaded state from containerd", "sandboxes", len(records))
+	return nil
+}
+
+// Handlers lists the runtime handlers pods can ask for.
+func (r *Runtime) Handlers() []string { return []string{DefaultHandler} }
 
 // Connect returns a containerd client for address. It does not wait for containerd: a containerd
 // that is down or not there yet makes calls fail, not Connect, and the client reconnects when it

@@ -2,6 +2,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -85,10 +87,16 @@ func run(cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer client.Close()
-	rt := runtime.New(client)
-
 	network := cni.NewConfig(cfg.CNIConfDir, cfg.CNIBinDirs)
-	rs := cri.NewRuntimeService(rt, network, cri.RuntimeOptions{
+	rt := runtime.New(client, runtime.Options{
+		StateDir: cfg.State,
+		Network:  cni.NewNetwork(network, filepath.Join(cfg.Root, "cni-cache")),
+		Logger:   log.With("component", "runtime"),
+	})
+	loadCtx, stopLoading := context.WithCancel(context.Background())
+	defer stopLoading()
+	rt.LoadInBackground(loadCtx)
+	rs := cri.NewRuntimeService(rt, network, rt, cri.RuntimeOptions{
 		CgroupDriver: runtime.CgroupDriver(cfg.CgroupDriver),
 		Config:       cfg,
 	})

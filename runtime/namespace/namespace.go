@@ -170,3 +170,42 @@ func unpinFile(p string) error {
 	}
 	return nil
 }
+
+// Do runs fn on an OS thread that has joined the namespace of kind pinned (or found) at path,
+// and returns that thread to its own namespace afterwards. fn must not start goroutines that
+// need the namespace: they run on other threads.
+func Do(kind Kind, path string, fn func() error) error {
+	flag, ok := cloneFlags[kind]
+	if !ok {
+		return fmt.Errorf("namespace kind %q is not one berth joins", kind)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		// Locked, and left locked if the way back fails: the thread is then dropped.
+		runtime.LockOSThread()
+		own, err := unix.Open(fmt.Sprintf("/proc/self/task/%d/ns/%s", unix.Gettid(), kind), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- fmt.Errorf("open own %s namespace: %w", kind, err)
+			return
+		}
+		defer unix.Close(own)
+		target, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- fmt.Errorf("open %s namespace %s: %w", kind, path, err)
+			return
+		}
+		defer unix.Close(target)
+		if err := unix.Setns(target, flag); err != nil {
+			errc <- fmt.Errorf("join %s namespace %s: %w", kind, path, err)
+			return
+		}
+		ferr := fn()
+		if err := unix.Setns(own, flag); err != nil {
+			errc <- errors.Join(ferr, fmt.Errorf("leave %s namespace: %w", kind, err))
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}

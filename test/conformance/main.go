@@ -30,6 +30,12 @@ import (
 	"github.com/berth-runtime/berth/test/images"
 )
 
+// The pod network of the berthd under test.
+const (
+	critestNetwork = "berth-critest"
+	critestBridge  = "berthcrit0"
+)
+
 func main() {
 	code, err := run()
 	if err != nil {
@@ -87,7 +93,20 @@ func run() (int, error) {
 		fmt.Printf("critest: containerd's CRI serving at %s (logs: %s)\n", endpoint, filepath.Join(c.Dir, "containerd.log"))
 	}
 	if endpoint == "" {
-		d, err := daemon.Start("--registry-config-dir", hostsDir)
+		// Pods get a network of their own, removed afterwards, so the run leaves the host as it was.
+		cniDir := filepath.Join(tmp, "net.d")
+		if err := os.MkdirAll(cniDir, 0o755); err != nil {
+			return 0, err
+		}
+		conf := daemon.CNIConflist(critestNetwork, critestBridge, "10.66.0.0/16")
+		if err := os.WriteFile(filepath.Join(cniDir, "10-critest.conflist"), []byte(conf), 0o644); err != nil {
+			return 0, err
+		}
+		defer func() {
+			exec.Command("ip", "link", "delete", critestBridge).Run()
+			os.RemoveAll(filepath.Join("/var/lib/cni/networks", critestNetwork))
+		}()
+		d, err := daemon.Start("--registry-config-dir", hostsDir, "--cni-conf-dir", cniDir)
 		if err != nil {
 			return 0, err
 		}

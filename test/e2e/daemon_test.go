@@ -124,12 +124,12 @@ func TestVersionStatusRuntimeConfig(t *testing.T) {
 
 func TestUnimplementedRPCsNameTheMethod(t *testing.T) {
 	d := startDaemon(t)
-	_, err := d.Runtime.RunPodSandbox(ctx(t), &runtimeapi.RunPodSandboxRequest{})
+	_, err := d.Runtime.CreateContainer(ctx(t), &runtimeapi.CreateContainerRequest{})
 	if status.Code(err) != codes.Unimplemented && status.Code(err) != codes.InvalidArgument {
-		t.Errorf("RunPodSandbox error = %v, want Unimplemented (until pods land) or InvalidArgument", err)
+		t.Errorf("CreateContainer error = %v, want Unimplemented (until containers land) or InvalidArgument", err)
 	}
-	if status.Code(err) == codes.Unimplemented && !strings.Contains(err.Error(), "RunPodSandbox") {
-		t.Errorf("RunPodSandbox error %q does not name the method", err)
+	if status.Code(err) == codes.Unimplemented && !strings.Contains(err.Error(), "CreateContainer") {
+		t.Errorf("CreateContainer error %q does not name the method", err)
 	}
 }
 

@@ -1,0 +1,127 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/typeurl/v2"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/cni"
+)
+
+// Labels on berth's containerd container records.
+const (
+	labelKind         = "io.berth.kind"
+	labelPodName      = "io.berth.pod.name"
+	labelPodNamespace = "io.berth.pod.namespace"
+	labelPodUID       = "io.berth.pod.uid"
+	labelPodAttempt   = "io.berth.pod.attempt"
+
+	kindSandbox = "sandbox"
+
+	// sandboxExtension is the extension holding a sandbox's record.
+	sandboxExtension = "io.berth.sandbox"
+	sandboxTypeURL   = "io.berth.sandbox/v1"
+
+	// The runtime recorded for sandboxes. A sandbox has no task of its own unless it needs an
+	// infra process; containerd wants a runtime name on every record.
+	runcRuntime = "io.containerd.runc.v2"
+)
+
+// sandboxRecord is what containerd keeps of a sandbox, enough to rebuild it after a restart.
+type sandboxRecord struct {
+	// Config is the CRI config, protobuf-encoded.
+	Config         []byte          `json:"config"`
+	CreatedAt      time.Time       `json:"createdAt"`
+	State          string          `json:"state"`
+	RuntimeHandler string          `json:"runtimeHandler,omitempty"`
+	NetNS          string          `json:"netns,omitempty"`
+	IPC            string          `json:"ipc,omitempty"`
+	UTS            string          `json:"uts,omitempty"`
+	Network        *cni.Attachment `json:"network,omitempty"`
+}
+
+// emptySpec stands for the OCI spec of a sandbox without a process; containerd requires one.
+var emptySpec = &anypb.Any{TypeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Spec", Value: []byte("{}")}
+
+func (sb *Sandbox) extension() (typeurl.Any, error) {
+	cfg, err := proto.Marshal(sb.Config)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(sandboxRecord{
+		Config: cfg, CreatedAt: sb.CreatedAt, State: sb.State, RuntimeHandler: sb.RuntimeHandler,
+		NetNS: sb.NetNS, IPC: sb.IPC, UTS: sb.UTS, Network: sb.Network,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &anypb.Any{TypeUrl: sandboxTypeURL, Value: b}, nil
+}
+
+// createRecord stores a new sandbox in containerd.
+func (r *Runtime) createRecord(ctx context.Context, sb *Sandbox) error {
+	ext, err := sb.extension()
+	if err != nil {
+		return err
+	}
+	md := sb.Config.GetMetadata()
+	c := containers.Container{
+		ID: sb.ID,
+		Labels: map[string]string{
+			labelKind: kindSandbox, labelPodName: md.GetName(), labelPodNamespace: md.GetNamespace(),
+			labelPodUID: md.GetUid(), labelPodAttempt: strconv.FormatUint(uint64(md.GetAttempt()), 10),
+		},
+		Runtime:    containers.RuntimeInfo{Name: runcRuntime},
+		Spec:       emptySpec,
+		Extensions: map[string]typeurl.Any{sandboxExtension: ext},
+	}
+	if _, err := r.client.ContainerService().Create(ctx, c); err != nil {
+		return fmt.Errorf("record pod sandbox %s in containerd: %w", sb.ID, err)
+	}
+	return nil
+}
+
+// saveRecord writes the sandbox's current state to its containerd record.
+func (r *Runtime) saveRecord(ctx context.Context, sb *Sandbox) error {
+	ext, err := sb.extension()
+	if err != nil {
+		return err
+	}
+	c := containers.Container{ID: sb.ID, Extensions: map[string]typeurl.Any{sandboxExtension: ext}}
+	if _, err := r.client.ContainerService().Update(ctx, c, "extensions."+sandboxExtension); err != nil {
+		return fmt.Errorf("update pod sandbox %s in containerd: %w", sb.ID, err)
+	}
+	return nil
+}
+
+// loadSandbox rebuilds a sandbox from its containerd record.
+func (r *Runtime) loadSandbox(c containers.Container) (*Sandbox, error) {
+	ext, ok := c.Extensions[sandboxExtension]
+	if !ok {
+		return nil, fmt.Errorf("pod sandbox record %s has no %s extension", c.ID, sandboxExtension)
+	}
+	var rec sandboxRecord
+	if err := json.Unmarshal(ext.GetValue(), &rec); err != nil {
+		return nil, fmt.Errorf("pod sandbox record %s: %w", c.ID, err)
+	}
+	cfg := &runtimeapi.PodSandboxConfig{}
+	if err := proto.Unmarshal(rec.Config, cfg); err != nil {
+		return nil, fmt.Errorf("pod sandbox record %s config: %w", c.ID, err)
+	}
+	return &Sandbox{
+		ID: c.ID, Config: cfg, CreatedAt: rec.CreatedAt, Dir: r.sandboxDir(c.ID),
+		RuntimeHandler: rec.RuntimeHandler, State: rec.State,
+		NetNS: rec.NetNS, IPC: rec.IPC, UTS: rec.UTS, Network: rec.Network,
+	}, nil
+}
+
+func (r *Runtime) sandboxDir(id string) string { return filepath.Join(r.stateDir, "pods", id) }

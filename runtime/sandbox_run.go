@@ -1,0 +1,183 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/containerd/errdefs"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/cni"
+	"github.com/berth-runtime/berth/runtime/namespace"
+)
+
+// cleanupTimeout bounds the rollback of a failed RunPodSandbox, which runs even when the
+// request's context is gone.
+const cleanupTimeout = time.Minute
+
+// RunPodSandbox creates a pod: it pins the pod's namespaces, wires its network with CNI, applies
+// its sysctls and writes its resolv.conf, hosts and hostname files. Any failure undoes what was
+// done before the error is returned. It returns the sandbox id.
+func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, handler string) (_ string, retErr error) {
+	if err := validateSandboxConfig(cfg); err != nil {
+		return "", err
+	}
+	if err := r.waitLoaded(ctx); err != nil {
+		return "", err
+	}
+	if handler == "" {
+		handler = DefaultHandler
+	}
+	if !slices.Contains(r.Handlers(), handler) {
+		return "", fmt.Errorf("runtime handler %q is not configured (configured: %s): %w", handler, strings.Join(r.Handlers(), ", "), errdefs.ErrInvalidArgument)
+	}
+	hostNet, hostIPC := hostNetwork(cfg), hostIPC(cfg)
+	if err := checkSysctls(cfg.GetLinux().GetSysctls(), !hostNet, !hostIPC); err != nil {
+		return "", err
+	}
+	if cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() == runtimeapi.NamespaceMode_POD {
+		return "", fmt.Errorf("pod %s: a PID namespace shared by the pod's containers needs berth-pause, which berth does not run yet: %w",
+			sandboxName(cfg.GetMetadata()), errdefs.ErrNotImplemented)
+	}
+
+	// Not the named result: a failed return clears that before the rollback below reads id.
+	id := newID()
+	name := sandboxName(cfg.GetMetadata())
+	if err := r.sandboxes.reserve(name, id); err != nil {
+		return "", err
+	}
+	sb := &Sandbox{ID: id, Config: cfg, CreatedAt: time.Now(), Dir: r.sandboxDir(id), RuntimeHandler: handler, State: SandboxNotReady}
+	var undo []func(context.Context) error
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		for i := len(undo) - 1; i >= 0; i-- {
+			if err := undo[i](ctx); err != nil {
+				r.log.Error("rolling back a failed pod sandbox left something behind", "sandbox", id, "pod", name, "error", err)
+			}
+		}
+		r.sandboxes.release(name, id)
+	}()
+
+	if err := os.MkdirAll(sb.Dir, 0o711); err != nil {
+		return "", err
+	}
+	undo = append(undo, func(context.Context) error { return os.RemoveAll(sb.Dir) })
+
+	// The record comes first, so that a berthd that dies from here on finds the pod at its next
+	// start (NOTREADY) and can tear it down.
+	if err := r.createRecord(ctx, sb); err != nil {
+		return "", err
+	}
+	undo = append(undo, func(ctx context.Context) error { return r.deleteRecord(ctx, id) })
+
+	hostname := podHostname(cfg)
+	var kinds []namespace.Kind
+	if !hostNet {
+		kinds = append(kinds, namespace.Net, namespace.UTS)
+	}
+	if !hostIPC {
+		kinds = append(kinds, namespace.IPC)
+	}
+	nsDir := filepath.Join(sb.Dir, "ns")
+	paths, err := namespace.Pin(nsDir, kinds, hostname)
+	if err != nil {
+		return "", fmt.Errorf("pod %s namespaces: %w", name, err)
+	}
+	undo = append(undo, func(context.Context) error { return namespace.Unpin(nsDir) })
+	sb.NetNS, sb.IPC, sb.UTS = paths[namespace.Net], paths[namespace.IPC], paths[namespace.UTS]
+
+	if err := applySysctls(cfg.GetLinux().GetSysctls(), paths); err != nil {
+		return "", err
+	}
+
+	var ip string
+	if !hostNet {
+		pod := cniPod(sb)
+		att, err := r.network.Setup(ctx, pod)
+		if err != nil {
+			return "", err
+		}
+		undo = append(undo, func(ctx context.Context) error { return r.network.Teardown(ctx, pod, att.Network) })
+		sb.Network = att
+		ip = att.IPs[0]
+	}
+	if err := writePodFiles(sb.Dir, cfg, hostname, ip); err != nil {
+		return "", err
+	}
+
+	sb.State = SandboxReady
+	if err := r.saveRecord(ctx, sb); err != nil {
+		return "", err
+	}
+	r.sandboxes.add(sb)
+	r.log.Debug("pod sandbox ready", "sandbox", id, "pod", name, "ip", ip)
+	return id, nil
+}
+
+// validateSandboxConfig checks what every pod must have, naming the field that is wrong.
+func validateSandboxConfig(cfg *runtimeapi.PodSandboxConfig) error {
+	md := cfg.GetMetadata()
+	switch {
+	case cfg == nil:
+		return fmt.Errorf("config: missing: %w", errdefs.ErrInvalidArgument)
+	case md == nil:
+		return fmt.Errorf("config.metadata: missing: %w", errdefs.ErrInvalidArgument)
+	case md.GetName() == "":
+		return fmt.Errorf("config.metadata.name: empty: %w", errdefs.ErrInvalidArgument)
+	case md.GetNamespace() == "":
+		return fmt.Errorf("config.metadata.namespace: empty: %w", errdefs.ErrInvalidArgument)
+	case md.GetUid() == "":
+		return fmt.Errorf("config.metadata.uid: empty: %w", errdefs.ErrInvalidArgument)
+	}
+	if strings.ContainsAny(md.GetName()+md.GetNamespace()+md.GetUid(), "/\x00") {
+		return fmt.Errorf("config.metadata: name, namespace and uid must not contain '/': %w", errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// podHostname is the hostname the pod's containers see.
+func podHostname(cfg *runtimeapi.PodSandboxConfig) string {
+	if hostNetwork(cfg) {
+		h, _ := os.Hostname()
+		return h
+	}
+	if h := cfg.GetHostname(); h != "" {
+		return h
+	}
+	return cfg.GetMetadata().GetName()
+}
+
+// cniPod is what CNI is told about a sandbox.
+func cniPod(sb *Sandbox) *cni.Pod {
+	cfg := sb.Config
+	md := cfg.GetMetadata()
+	pod := &cni.Pod{ID: sb.ID, NetNS: sb.NetNS, Name: md.GetName(), Namespace: md.GetNamespace(), UID: md.GetUid(),
+		Annotations: cfg.GetAnnotations()}
+	for _, pm := range cfg.GetPortMappings() {
+		pod.PortMappings = append(pod.PortMappings, cni.PortMapping{
+			HostPort: pm.GetHostPort(), ContainerPort: pm.GetContainerPort(),
+			Protocol: strings.ToLower(pm.GetProtocol().String()), HostIP: pm.GetHostIp(),
+		})
+	}
+	if dns := cfg.GetDnsConfig(); dns != nil {
+		pod.DNS = &cni.DNS{Servers: dns.GetServers(), Searches: dns.GetSearches(), Options: dns.GetOptions()}
+	}
+	return pod
+}
+
+// deleteRecord removes a sandbox's containerd record; one that is gone already is no error.
+func (r *Runtime) deleteRecord(ctx context.Context, id string) error {
+	if err := r.client.ContainerService().Delete(ctx, id); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete pod sandbox record %s: %w", id, err)
+	}
+	return nil
+}

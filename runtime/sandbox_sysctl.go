@@ -1,0 +1,70 @@
+package runtime
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/berth-runtime/berth/runtime/namespace"
+)
+
+// ipcSysctls are the sysctls of the IPC namespace (as the kubelet's sysctl allowlist knows them);
+// every net.* sysctl belongs to the network namespace.
+var ipcSysctls = map[string]bool{
+	"kernel.shm_rmid_forced": true, "kernel.shmmax": true, "kernel.shmall": true, "kernel.shmmni": true,
+	"kernel.msgmax": true, "kernel.msgmnb": true, "kernel.msgmni": true, "kernel.sem": true,
+}
+
+// sysctlNamespace says which of the pod's namespaces a sysctl belongs to, or why it cannot be set
+// for a pod (it is not namespaced, so it would change the node).
+func sysctlNamespace(name string) (namespace.Kind, error) {
+	switch {
+	case strings.HasPrefix(name, "net."):
+		return namespace.Net, nil
+	case ipcSysctls[name], strings.HasPrefix(name, "fs.mqueue."):
+		return namespace.IPC, nil
+	}
+	return "", fmt.Errorf("sysctl %q is not namespaced: setting it for a pod would change the node: %w", name, errdefs.ErrInvalidArgument)
+}
+
+// checkSysctls validates a pod's sysctls before anything is made: each must be namespaced, and
+// the pod must own that namespace.
+func checkSysctls(sysctls map[string]string, ownNet, ownIPC bool) error {
+	for name := range sysctls {
+		kind, err := sysctlNamespace(name)
+		if err != nil {
+			return err
+		}
+		if (kind == namespace.Net && !ownNet) || (kind == namespace.IPC && !ownIPC) {
+			return fmt.Errorf("sysctl %q needs the pod's own %s namespace, but the pod uses the node's: %w", name, kind, errdefs.ErrInvalidArgument)
+		}
+	}
+	return nil
+}
+
+// applySysctls writes the pod's sysctls inside its namespaces.
+func applySysctls(sysctls map[string]string, paths map[namespace.Kind]string) error {
+	names := make([]string, 0, len(sysctls))
+	for n := range sysctls {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		kind, _ := sysctlNamespace(name)
+		value := sysctls[name]
+		file := "/proc/sys/" + strings.ReplaceAll(name, ".", "/")
+		err := namespace.Do(kind, paths[kind], func() error {
+			return os.WriteFile(file, []byte(value), 0)
+		})
+		if os.IsNotExist(err) {
+			return fmt.Errorf("sysctl %q is not known to this kernel: %w", name, errdefs.ErrInvalidArgument)
+		}
+		if err != nil {
+			return fmt.Errorf("set sysctl %s=%q: %w", name, value, err)
+		}
+	}
+	return nil
+}
