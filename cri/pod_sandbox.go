@@ -65,6 +65,9 @@ func (s *RuntimeService) PodSandboxStatus(ctx context.Context, req *runtimeapi.P
 	resp := &runtimeapi.PodSandboxStatusResponse{Status: sandboxStatus(v)}
 	if req.GetVerbose() {
 		info := map[string]any{"netns": v.NetNS, "runtimeHandler": v.RuntimeHandler, "config": v.Config}
+		if v.InfraPid != 0 {
+			info["pid"] = v.InfraPid
+		}
 		if v.Network != nil {
 			info["network"] = v.Network.Network
 			info["cniResult"] = v.Network.Result

@@ -32,6 +32,10 @@ type Options struct {
 	Network *cni.Network
 	// Logger receives the runtime's events.
 	Logger *slog.Logger
+	// PauseBinary is berth-pause, the infra process of pods that share a PID namespace.
+	PauseBinary string
+	// CgroupDriver is "cgroupfs" or "systemd".
+	CgroupDriver string
 }
 
 // DefaultHandler is the runtime handler a pod gets when it names none.
@@ -45,6 +49,9 @@ type Runtime struct {
 	network   *cni.Network
 	log       *slog.Logger
 	sandboxes *sandboxStore
+
+	pauseBinary  string
+	cgroupDriver string
 	// loaded is closed once Load has rebuilt the state; pod calls wait for it.
 	loaded chan struct{}
 }
@@ -56,7 +63,8 @@ func New(client *containerd.Client, opts Options) *Runtime {
 		opts.Logger = slog.Default()
 	}
 	return &Runtime{client: client, stateDir: opts.StateDir, network: opts.Network, log: opts.Logger,
-		sandboxes: newSandboxStore(), loaded: make(chan struct{})}
+		sandboxes: newSandboxStore(), loaded: make(chan struct{}),
+		pauseBinary: opts.PauseBinary, cgroupDriver: opts.CgroupDriver}
 }
 
 // LoadInBackground calls Load until it succeeds (containerd may not answer yet) or ctx ends.

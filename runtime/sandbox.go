@@ -41,6 +41,8 @@ type Sandbox struct {
 	NetNS, IPC, UTS string
 	// Network is what CNI ADD gave the pod; nil for host-network pods and before ADD.
 	Network *cni.Attachment
+	// InfraPid is the pid of the infra process of a pod that shares its PID namespace.
+	InfraPid uint32
 	// removed is set once RemovePodSandbox has removed the sandbox.
 	removed bool
 

@@ -47,6 +47,7 @@ type sandboxRecord struct {
 	IPC            string          `json:"ipc,omitempty"`
 	UTS            string          `json:"uts,omitempty"`
 	Network        *cni.Attachment `json:"network,omitempty"`
+	InfraPid       uint32          `json:"infraPid,omitempty"`
 }
 
 // emptySpec stands for the OCI spec of a sandbox without a process; containerd requires one.
@@ -59,7 +60,7 @@ func (sb *Sandbox) extension() (typeurl.Any, error) {
 	}
 	b, err := json.Marshal(sandboxRecord{
 		Config: cfg, CreatedAt: sb.CreatedAt, State: sb.State, RuntimeHandler: sb.RuntimeHandler,
-		NetNS: sb.NetNS, IPC: sb.IPC, UTS: sb.UTS, Network: sb.Network,
+		NetNS: sb.NetNS, IPC: sb.IPC, UTS: sb.UTS, Network: sb.Network, InfraPid: sb.InfraPid,
 	})
 	if err != nil {
 		return nil, err
@@ -120,7 +121,7 @@ func (r *Runtime) loadSandbox(c containers.Container) (*Sandbox, error) {
 	return &Sandbox{
 		ID: c.ID, Config: cfg, CreatedAt: rec.CreatedAt, Dir: r.sandboxDir(c.ID),
 		RuntimeHandler: rec.RuntimeHandler, State: rec.State,
-		NetNS: rec.NetNS, IPC: rec.IPC, UTS: rec.UTS, Network: rec.Network,
+		NetNS: rec.NetNS, IPC: rec.IPC, UTS: rec.UTS, Network: rec.Network, InfraPid: rec.InfraPid,
 	}, nil
 }
 

@@ -40,10 +40,6 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	if err := checkSysctls(cfg.GetLinux().GetSysctls(), !hostNet, !hostIPC); err != nil {
 		return "", err
 	}
-	if cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() == runtimeapi.NamespaceMode_POD {
-		return "", fmt.Errorf("pod %s: a PID namespace shared by the pod's containers needs berth-pause, which berth does not run yet: %w",
-			sandboxName(cfg.GetMetadata()), errdefs.ErrNotImplemented)
-	}
 
 	// Not the named result: a failed return clears that before the rollback below reads id.
 	id := newID()
@@ -113,6 +109,14 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	if err := writePodFiles(sb.Dir, cfg, hostname, ip); err != nil {
 		return "", err
 	}
+	if sharesPID(cfg) {
+		pid, err := r.startInfra(ctx, sb)
+		undo = append(undo, func(ctx context.Context) error { return r.stopInfra(ctx, id) })
+		if err != nil {
+			return "", fmt.Errorf("pod %s: %w", name, err)
+		}
+		sb.InfraPid = pid
+	}
 
 	sb.State = SandboxReady
 	if err := r.saveRecord(ctx, sb); err != nil {
@@ -138,22 +142,23 @@ func validateSandboxConfig(cfg *runtimeapi.PodSandboxConfig) error {
 	case md.GetUid() == "":
 		return fmt.Errorf("config.metadata.uid: empty: %w", errdefs.ErrInvalidArgument)
 	}
+	if h := cfg.GetHostname(); len(h) > 64 {
+		return fmt.Errorf("config.hostname: %q is longer than 64 characters: %w", h, errdefs.ErrInvalidArgument)
+	}
 	if strings.ContainsAny(md.GetName()+md.GetNamespace()+md.GetUid(), "/\x00") {
 		return fmt.Errorf("config.metadata: name, namespace and uid must not contain '/': %w", errdefs.ErrInvalidArgument)
 	}
 	return nil
 }
 
-// podHostname is the hostname the pod's containers see.
+// podHostname is the hostname the pod's containers see: the configured one, else (and always
+// on the host network) the node's, which a new UTS namespace starts with anyway.
 func podHostname(cfg *runtimeapi.PodSandboxConfig) string {
-	if hostNetwork(cfg) {
-		h, _ := os.Hostname()
+	if h := cfg.GetHostname(); h != "" && !hostNetwork(cfg) {
 		return h
 	}
-	if h := cfg.GetHostname(); h != "" {
-		return h
-	}
-	return cfg.GetMetadata().GetName()
+	h, _ := os.Hostname()
+	return h
 }
 
 // cniPod is what CNI is told about a sandbox.

@@ -18,6 +18,8 @@ type SandboxView struct {
 	State          string
 	NetNS          string
 	Network        *cni.Attachment
+	// InfraPid is the pid of the pod's infra process, 0 when it has none.
+	InfraPid uint32
 }
 
 // view returns the last published state. It takes no lock, so that status and list calls never
@@ -33,7 +35,7 @@ func (sb *Sandbox) view() SandboxView {
 // sandbox not yet shared).
 func (sb *Sandbox) publish() {
 	sb.published.Store(&SandboxView{ID: sb.ID, Config: sb.Config, CreatedAt: sb.CreatedAt, RuntimeHandler: sb.RuntimeHandler,
-		State: sb.State, NetNS: sb.NetNS, Network: sb.Network})
+		State: sb.State, NetNS: sb.NetNS, Network: sb.Network, InfraPid: sb.InfraPid})
 }
 
 // PodSandbox returns the sandbox id (or a unique prefix of it) names.

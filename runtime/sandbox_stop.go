@@ -36,6 +36,11 @@ func (r *Runtime) StopPodSandbox(ctx context.Context, id string) error {
 
 // stopLocked does the work of StopPodSandbox with sb.mu held.
 func (r *Runtime) stopLocked(ctx context.Context, sb *Sandbox) error {
+	if sharesPID(sb.Config) {
+		if err := r.stopInfra(ctx, sb.ID); err != nil {
+			return err
+		}
+	}
 	if err := r.teardownNetwork(ctx, sb); err != nil {
 		return err
 	}

@@ -92,6 +92,9 @@ func run(cfg config.Config, log *slog.Logger) error {
 		StateDir: cfg.State,
 		Network:  cni.NewNetwork(network, filepath.Join(cfg.Root, "cni-cache")),
 		Logger:   log.With("component", "runtime"),
+
+		PauseBinary:  pauseBinary(),
+		CgroupDriver: runtime.CgroupDriver(cfg.CgroupDriver),
 	})
 	loadCtx, stopLoading := context.WithCancel(context.Background())
 	defer stopLoading()
@@ -149,4 +152,13 @@ func containerdLogLevel(level string) string {
 		return "warning"
 	}
 	return level
+}
+
+// pauseBinary is berth-pause, installed beside berthd.
+func pauseBinary() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "berth-pause"
+	}
+	return filepath.Join(filepath.Dir(exe), "berth-pause")
 }

@@ -110,9 +110,16 @@ func run() (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		defer d.Cleanup()
+		keptLog := filepath.Join(moduleDir, "bin", "critest-berthd.log")
+		defer func() {
+			// Keep berthd's log for a look at what failed; the rest goes.
+			if b, err := os.ReadFile(filepath.Join(d.Dir, "berthd.log")); err == nil {
+				os.WriteFile(keptLog, b, 0o644)
+			}
+			d.Cleanup()
+		}()
 		endpoint = d.Endpoint()
-		fmt.Printf("critest: berthd serving at %s (logs: %s)\n", endpoint, filepath.Join(d.Dir, "berthd.log"))
+		fmt.Printf("critest: berthd serving at %s (log kept in %s)\n", endpoint, keptLog)
 	}
 
 	logPath := os.Getenv("CRITEST_LOG")

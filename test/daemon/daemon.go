@@ -32,6 +32,8 @@ type Daemon struct {
 	Socket      string
 	// Args are the command-line arguments berthd was started with.
 	Args []string
+	// extra are the arguments given to the last Run.
+	extra []string
 
 	Runtime runtimeapi.RuntimeServiceClient
 	Image   runtimeapi.ImageServiceClient
@@ -88,12 +90,17 @@ func Start(extra ...string) (*Daemon, error) {
 	return d, nil
 }
 
-// Run starts (or restarts) berthd on d's directories and waits until it answers Version.
+// Run starts (or restarts) berthd on d's directories and waits until it answers Version. A
+// restart with no arguments keeps the arguments of the last start.
 func (d *Daemon) Run(extra ...string) error {
 	bin, err := Binary()
 	if err != nil {
 		return err
 	}
+	if len(extra) == 0 {
+		extra = d.extra
+	}
+	d.extra = extra
 	d.Args = append([]string{
 		"--config", filepath.Join(d.Dir, "config.toml"), // absent unless a test writes it
 		"--root", d.Root, "--state", d.State, "--listen", d.Socket,
@@ -203,6 +210,8 @@ func (d *Daemon) Stop(sig syscall.Signal) error {
 // Cleanup kills berthd, its managed containerd and every shim under its state, unmounts what
 // they left mounted under the daemon's directory and removes it.
 func (d *Daemon) Cleanup() {
+	d.removePods()
+	killPodProcesses(filepath.Join(d.State, "pods"))
 	if d.cmd != nil {
 		_ = d.Stop(syscall.SIGKILL)
 	}
@@ -212,6 +221,57 @@ func (d *Daemon) Cleanup() {
 	killUnder(d.Dir)
 	unmountUnder(d.Dir)
 	os.RemoveAll(d.Dir)
+}
+
+// removePods removes, through the CRI, every pod a test (or critest, which leaves the pods of
+// failed specs) left behind, so that their processes and network go the way berth removes them.
+func (d *Daemon) removePods() {
+	if d.Runtime == nil || d.done == nil {
+		return
+	}
+	select {
+	case <-d.done:
+		return // berthd is not running
+	default:
+	}
+	lctx, lcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	list, err := d.Runtime.ListPodSandbox(lctx, &runtimeapi.ListPodSandboxRequest{})
+	lcancel()
+	if err != nil {
+		return // berthd cannot say (its containerd is gone, say)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, p := range list.Items {
+		_, _ = d.Runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.Id})
+	}
+}
+
+// killPodProcesses kills the processes still in a pod network namespace pinned under podsDir:
+// what a berthd that could not clean up (killed in a test) leaves running.
+func killPodProcesses(podsDir string) {
+	pins, _ := filepath.Glob(filepath.Join(podsDir, "*", "ns", "net"))
+	if len(pins) == 0 {
+		return
+	}
+	inodes := map[uint64]bool{}
+	for _, p := range pins {
+		var st syscall.Stat_t
+		if syscall.Stat(p, &st) == nil {
+			inodes[st.Ino] = true
+		}
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Stat(filepath.Join("/proc", e.Name(), "ns", "net"), &st) == nil && inodes[st.Ino] {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }
 
 // killUnder kills every process whose command line names a path under dir (the managed

@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -260,6 +262,8 @@ func TestRunPodSandboxRejectsBadConfig(t *testing.T) {
 	hostNetSysctl.Linux.Sysctls = map[string]string{"net.ipv4.ip_forward": "1"}
 	unknownSysctl := podConfig("x")
 	unknownSysctl.Linux.Sysctls = map[string]string{"net.ipv4.no_such_thing": "1"}
+	longHostname := podConfig("x")
+	longHostname.Hostname = strings.Repeat("h", 65)
 	badBandwidth := podConfig("x")
 	badBandwidth.Annotations = map[string]string{"kubernetes.io/ingress-bandwidth": "lots"}
 	tests := []struct {
@@ -275,6 +279,7 @@ func TestRunPodSandboxRejectsBadConfig(t *testing.T) {
 		{"net sysctl on host network", hostNetSysctl, "", "needs the pod's own net namespace"},
 		{"unknown sysctl", unknownSysctl, "", "not known to this kernel"},
 		{"bad bandwidth", badBandwidth, "", "kubernetes.io/ingress-bandwidth"},
+		{"hostname too long", longHostname, "", "config.hostname"},
 	}
 	for _, test := range tests {
 		t.Run(test.desc, func(t *testing.T) {
@@ -413,4 +418,75 @@ func TestPodsSurviveABerthdRestart(t *testing.T) {
 		}
 	}
 	assertNoPods(t, d)
+}
+
+// TestSharedPIDNamespaceRunsAnInfraProcess: a pod whose containers share a PID namespace gets
+// berth-pause as PID 1 of it, in the pod's other namespaces, in one shim; stop takes both away.
+func TestSharedPIDNamespaceRunsAnInfraProcess(t *testing.T) {
+	d := startDaemon(t, "--cni-conf-dir", podNetwork(t))
+	cfg := podConfig("shared-pid")
+	cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
+	id := runPod(t, d, cfg)
+	resp, err := d.Runtime.PodSandboxStatus(ctx(t), &runtimeapi.PodSandboxStatusRequest{PodSandboxId: id, Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		Pid   int    `json:"pid"`
+		NetNS string `json:"netns"`
+	}
+	if err := json.Unmarshal([]byte(resp.Info["info"]), &info); err != nil || info.Pid == 0 {
+		t.Fatalf("verbose status has no infra pid: %v %v", resp.Info, err)
+	}
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", info.Pid))
+	if string(cmdline) != "/pause\x00" {
+		t.Errorf("infra process runs %q, want /pause", cmdline)
+	}
+	same := func(a, b string) bool {
+		var sa, sb syscall.Stat_t
+		return syscall.Stat(a, &sa) == nil && syscall.Stat(b, &sb) == nil && sa.Ino == sb.Ino && sa.Dev == sb.Dev
+	}
+	if !same(fmt.Sprintf("/proc/%d/ns/net", info.Pid), info.NetNS) {
+		t.Error("infra process is not in the pod's network namespace")
+	}
+	if same(fmt.Sprintf("/proc/%d/ns/pid", info.Pid), "/proc/self/ns/pid") {
+		t.Error("infra process is in the node's PID namespace")
+	}
+	if shims := processesWith(id); len(shims) != 1 {
+		t.Errorf("%d shims for the pod, want 1", len(shims))
+	}
+
+	if _, err := d.Runtime.StopPodSandbox(ctx(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
+		t.Fatal(err)
+	}
+	if processAlive(info.Pid) {
+		t.Error("infra process alive after StopPodSandbox")
+	}
+	if _, err := d.Runtime.RemovePodSandbox(ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(processesWith(id)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if shims := processesWith(id); len(shims) != 0 {
+		t.Errorf("shim left after RemovePodSandbox: pids %v", shims)
+	}
+	assertNoPods(t, d)
+}
+
+// processesWith lists the processes whose command line mentions s.
+func processesWith(s string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && strings.Contains(string(b), s) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
