@@ -1,0 +1,116 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// hostTraces counts what pods leave on the host: network interfaces, pinned namespaces, IP
+// reservations, iptables rules, berth's cgroups and pod directories.
+type hostTraces struct {
+	links, pins, ips, iptables, cgroups, podDirs int
+}
+
+func countTraces(t *testing.T, stateDir string) hostTraces {
+	t.Helper()
+	var h hostTraces
+	if out, err := exec.Command("ip", "-o", "link").Output(); err == nil {
+		h.links = strings.Count(string(out), "\n")
+	}
+	if mounts, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		h.pins = strings.Count(string(mounts), "nsfs")
+	}
+	if entries, err := os.ReadDir(filepath.Join("/var/lib/cni/networks", e2eNetwork)); err == nil {
+		for _, e := range entries {
+			if strings.Count(e.Name(), ".") == 3 {
+				h.ips++
+			}
+		}
+	}
+	if out, err := exec.Command("iptables-save").Output(); err == nil {
+		h.iptables = strings.Count(string(out), "\n-A ")
+	}
+	cg, _ := filepath.Glob("/sys/fs/cgroup/*/berth/*/")
+	h.cgroups = len(cg)
+	dirs, _ := os.ReadDir(filepath.Join(stateDir, "pods"))
+	h.podDirs = len(dirs)
+	return h
+}
+
+// TestPodCyclesLeaveNothingBehind runs 200 pods through run, stop and remove, one in ten with a
+// CNI plugin that fails its ADD and one in four with an infra process, and checks that the host
+// is as it was before.
+func TestPodCyclesLeaveNothingBehind(t *testing.T) {
+	binDir := t.TempDir()
+	// Fails ADD for pods named fail-*; passes everything else through unchanged.
+	// libcni hands a chained plugin its config as compact JSON with sorted keys, so the previous
+	// result is what stands between "prevResult": and the closing "type".
+	script := `#!/bin/sh
+input=$(cat)
+case "$CNI_ARGS" in *K8S_POD_NAME=fail-*) [ "$CNI_COMMAND" = ADD ] && { echo '{"code":100,"msg":"injected failure"}'; exit 1; } ;; esac
+[ "$CNI_COMMAND" = ADD ] && echo "$input" | sed 's/.*"prevResult":\(.*\),"type":"flaky"}$/\1/'
+exit 0
+`
+	if err := os.WriteFile(filepath.Join(binDir, "flaky"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	confDir := podNetwork(t, `{"type": "flaky"}`)
+	d := startDaemon(t, "--cni-conf-dir", confDir, "--cni-bin-dirs", "/opt/cni/bin,"+binDir)
+
+	// One pod first, so that the bridge and its rules (which stay) exist before the count.
+	warm := runPod(t, d, podConfig("warm"))
+	d.Runtime.RemovePodSandbox(ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: warm})
+	before := countTraces(t, d.State)
+
+	const cycles = 200
+	var run, stop, remove time.Duration
+	failures := 0
+	for i := range cycles {
+		name := fmt.Sprintf("cycle-%d", i)
+		if i%10 == 9 {
+			name = fmt.Sprintf("fail-%d", i)
+		}
+		cfg := podConfig(name)
+		if i%4 == 3 {
+			cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
+		}
+		start := time.Now()
+		resp, err := d.Runtime.RunPodSandbox(ctx(t), &runtimeapi.RunPodSandboxRequest{Config: cfg})
+		run += time.Since(start)
+		if strings.HasPrefix(name, "fail-") {
+			if err == nil || !strings.Contains(err.Error(), "injected failure") {
+				t.Fatalf("pod %s: RunPodSandbox = %v, want the injected failure", name, err)
+			}
+			failures++
+			continue
+		}
+		if err != nil {
+			t.Fatalf("pod %s: %v", name, err)
+		}
+		start = time.Now()
+		if _, err := d.Runtime.StopPodSandbox(ctx(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: resp.PodSandboxId}); err != nil {
+			t.Fatalf("pod %s: StopPodSandbox: %v", name, err)
+		}
+		stop += time.Since(start)
+		start = time.Now()
+		if _, err := d.Runtime.RemovePodSandbox(ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: resp.PodSandboxId}); err != nil {
+			t.Fatalf("pod %s: RemovePodSandbox: %v", name, err)
+		}
+		remove += time.Since(start)
+	}
+	after := countTraces(t, d.State)
+	if after != before {
+		t.Errorf("after %d cycles the host holds %+v, before %+v", cycles, after, before)
+	}
+	assertNoPods(t, d)
+	ok := cycles - failures
+	t.Logf("%d pods (%d with an infra process, %d failed ADDs rolled back): RunPodSandbox %v avg, StopPodSandbox %v avg, RemovePodSandbox %v avg",
+		cycles, cycles/4, failures, run/time.Duration(cycles), stop/time.Duration(ok), remove/time.Duration(ok))
+}
