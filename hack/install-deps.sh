@@ -16,7 +16,7 @@ fi
 log() { echo "install-deps: $*" >&2; }
 
 # --- Debian packages --------------------------------------------------------------------------
-apt_packages=(iptables busybox-static libseccomp-dev pkg-config iproute2 util-linux)
+apt_packages=(iptables busybox-static libseccomp-dev pkg-config iproute2 util-linux crun)
 missing=()
 for p in "${apt_packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -117,7 +117,9 @@ fi
 # berth uses the first conflist in /etc/cni/net.d; give a fresh machine one that works out of the box.
 cni_conf_dir=/etc/cni/net.d
 mkdir -p "$cni_conf_dir"
-if ! ls "$cni_conf_dir"/*.conflist "$cni_conf_dir"/*.conf "$cni_conf_dir"/*.json >/dev/null 2>&1; then
+# (Any network file counts; an existing one, ours included, is never rewritten.)
+networks=$(shopt -s nullglob; echo "$cni_conf_dir"/*.conflist "$cni_conf_dir"/*.conf "$cni_conf_dir"/*.json)
+if [ -z "$networks" ]; then
 	log "writing the default pod network $cni_conf_dir/10-berth.conflist (bridge berth0, 10.88.0.0/16)"
 	cat >"$cni_conf_dir/10-berth.conflist" <<'CONF'
 {
