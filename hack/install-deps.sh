@@ -16,7 +16,7 @@ fi
 log() { echo "install-deps: $*" >&2; }
 
 # --- Debian packages --------------------------------------------------------------------------
-apt_packages=(iptables busybox-static libseccomp-dev pkg-config iproute2 util-linux crun)
+apt_packages=(iptables busybox-static libseccomp-dev pkg-config iproute2 util-linux)
 missing=()
 for p in "${apt_packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
