@@ -1,0 +1,144 @@
+package spec
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// HostPaths is what the spec needs to know about the node's file system for bind mounts. The
+// runtime passes the real one (host.go); tests a fake.
+type HostPaths interface {
+	// Resolve returns path with every symlink resolved, creating it as a directory if it does not
+	// exist (as the kubelet expects for hostPath volumes of type "").
+	Resolve(path string) (string, error)
+	// Propagation returns the propagation of the mount holding path: "shared", "slave" or
+	// "private".
+	Propagation(path string) (string, error)
+}
+
+func (s Settings) host() HostPaths {
+	if s.Host != nil {
+		return s.Host
+	}
+	return realHost{}
+}
+
+// configMounted reports whether the config mounts something at dest itself.
+func configMounted(in Input, dest string) bool {
+	return slices.ContainsFunc(in.Config.GetMounts(), func(m *runtimeapi.Mount) bool {
+		return filepath.Clean(m.GetContainerPath()) == dest
+	})
+}
+
+// withPodFiles binds the pod's hosts, resolv.conf and hostname files, unless the config mounts
+// its own.
+func withPodFiles(in Input) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if in.Sandbox.Dir == "" {
+			return nil
+		}
+		mode := "rw"
+		if in.Config.GetLinux().GetSecurityContext().GetReadonlyRootfs() {
+			mode = "ro"
+		}
+		for _, f := range []struct{ src, dest string }{
+			{"hosts", "/etc/hosts"}, {"resolv.conf", "/etc/resolv.conf"}, {"hostname", "/etc/hostname"},
+		} {
+			if configMounted(in, f.dest) {
+				continue
+			}
+			s.Mounts = append(s.Mounts, specs.Mount{
+				Source: filepath.Join(in.Sandbox.Dir, f.src), Destination: f.dest, Type: "bind",
+				Options: []string{"rbind", "rprivate", mode},
+			})
+		}
+		return nil
+	}
+}
+
+// withShm gives the container the pod's /dev/shm: the node's when the pod shares the node's IPC
+// namespace; else the default (a tmpfs of its own).
+func withShm(in Input) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if in.Sandbox.IPC != "" || configMounted(in, "/dev/shm") {
+			return nil
+		}
+		for i, m := range s.Mounts {
+			if m.Destination == "/dev/shm" {
+				s.Mounts[i] = specs.Mount{Source: "/dev/shm", Destination: "/dev/shm", Type: "bind", Options: []string{"rbind", "rprivate", "rw"}}
+			}
+		}
+		return nil
+	}
+}
+
+// withMounts adds the config's mounts, checking what the kubelet relies on: a container path is
+// absolute, bidirectional propagation needs a shared host mount, host-to-container propagation
+// a shared or slave one, and a recursive read-only mount must be read-only and private.
+func withMounts(in Input) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		for i, m := range in.Config.GetMounts() {
+			field := fmt.Sprintf("mounts[%d]", i)
+			dest := m.GetContainerPath()
+			if dest == "" || !filepath.IsAbs(dest) {
+				return fmt.Errorf("%s.container_path: %q is not an absolute path: %w", field, dest, errdefs.ErrInvalidArgument)
+			}
+			if m.GetHostPath() == "" {
+				return fmt.Errorf("%s.host_path: empty: %w", field, errdefs.ErrInvalidArgument)
+			}
+			src, err := in.Settings.host().Resolve(m.GetHostPath())
+			if err != nil {
+				return fmt.Errorf("%s.host_path %q: %w", field, m.GetHostPath(), err)
+			}
+			opts := []string{"rbind"}
+			switch m.GetPropagation() {
+			case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
+				if p, err := in.Settings.host().Propagation(src); err != nil {
+					return err
+				} else if p != "shared" {
+					return fmt.Errorf("%s: bidirectional propagation needs %q on a shared mount, but it is %s: %w", field, src, p, errdefs.ErrInvalidArgument)
+				}
+				opts = append(opts, "rshared")
+				s.Linux.RootfsPropagation = "rshared"
+			case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
+				if p, err := in.Settings.host().Propagation(src); err != nil {
+					return err
+				} else if p == "private" {
+					return fmt.Errorf("%s: host-to-container propagation needs %q on a shared or slave mount, but it is private: %w", field, src, errdefs.ErrInvalidArgument)
+				}
+				opts = append(opts, "rslave")
+				if s.Linux.RootfsPropagation != "rshared" {
+					s.Linux.RootfsPropagation = "rslave"
+				}
+			default:
+				opts = append(opts, "rprivate")
+			}
+			if m.GetRecursiveReadOnly() {
+				if !m.GetReadonly() {
+					return fmt.Errorf("%s: recursive read-only needs read_only: %w", field, errdefs.ErrInvalidArgument)
+				}
+				if m.GetPropagation() != runtimeapi.MountPropagation_PROPAGATION_PRIVATE {
+					return fmt.Errorf("%s: recursive read-only needs private propagation, not %s: %w", field, m.GetPropagation(), errdefs.ErrInvalidArgument)
+				}
+				opts = append(opts, "rro")
+			}
+			if m.GetReadonly() {
+				opts = append(opts, "ro")
+			} else {
+				opts = append(opts, "rw")
+			}
+			// SELinux relabelling (selinux_relabel) is ignored: SELinux is not enabled here.
+			s.Mounts = slices.DeleteFunc(s.Mounts, func(x specs.Mount) bool { return filepath.Clean(x.Destination) == filepath.Clean(dest) })
+			s.Mounts = append(s.Mounts, specs.Mount{Source: src, Destination: dest, Type: "bind", Options: opts})
+		}
+		return nil
+	}
+}

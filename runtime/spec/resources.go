@@ -1,0 +1,119 @@
+package spec
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// CgroupsPath is where a container's (or infra process's) cgroup goes under its pod's parent:
+// "<parent>/<id>" with cgroupfs, "<slice>:berth:<id>" with systemd.
+func CgroupsPath(parent, id, driver string) string {
+	if driver == "systemd" {
+		if parent == "" {
+			parent = "system.slice"
+		}
+		return parent + ":berth:" + id
+	}
+	if parent == "" {
+		parent = "/berth"
+	}
+	return filepath.Join(parent, id)
+}
+
+func withCgroupsPath(in Input) oci.SpecOpts {
+	return oci.WithCgroup(CgroupsPath(in.Sandbox.Config.GetLinux().GetCgroupParent(), in.ID, in.Settings.CgroupDriver))
+}
+
+// withResources maps the CPU, memory, hugepage and OOM settings. An oom_score_adj below berthd's
+// own is raised to it: lowering it needs CAP_SYS_RESOURCE.
+func withResources(in Input) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		r := in.Config.GetLinux().GetResources()
+		s.Process.OOMScoreAdj = nil
+		if r == nil {
+			adj := in.Settings.MinOOMScoreAdj
+			s.Process.OOMScoreAdj = &adj
+			return nil
+		}
+		return applyResources(in.Settings, s, r)
+	}
+}
+
+// applyResources writes r into s; UpdateContainerResources uses it too.
+func applyResources(set Settings, s *specs.Spec, r *runtimeapi.LinuxContainerResources) error {
+	if s.Linux.Resources == nil {
+		s.Linux.Resources = &specs.LinuxResources{}
+	}
+	res := s.Linux.Resources
+	if res.CPU == nil {
+		res.CPU = &specs.LinuxCPU{}
+	}
+	if v := r.GetCpuShares(); v > 0 {
+		shares := uint64(v)
+		res.CPU.Shares = &shares
+	}
+	if v := r.GetCpuQuota(); v > 0 {
+		res.CPU.Quota = &v
+	}
+	if v := r.GetCpuPeriod(); v > 0 {
+		period := uint64(v)
+		res.CPU.Period = &period
+	}
+	res.CPU.Cpus = r.GetCpusetCpus()
+	res.CPU.Mems = r.GetCpusetMems()
+	if res.Memory == nil {
+		res.Memory = &specs.LinuxMemory{}
+	}
+	if v := r.GetMemoryLimitInBytes(); v > 0 {
+		res.Memory.Limit = &v
+	}
+	if v := r.GetMemorySwapLimitInBytes(); v > 0 {
+		res.Memory.Swap = &v
+	}
+	res.HugepageLimits = nil
+	for _, h := range r.GetHugepageLimits() {
+		res.HugepageLimits = append(res.HugepageLimits, specs.LinuxHugepageLimit{Pagesize: h.GetPageSize(), Limit: h.GetLimit()})
+	}
+	if len(r.GetUnified()) > 0 {
+		if !set.CgroupV2 {
+			return fmt.Errorf("resources.unified: needs cgroup v2, and this node runs cgroup v1: %w", errdefs.ErrInvalidArgument)
+		}
+		res.Unified = r.GetUnified()
+	}
+	adj := int(r.GetOomScoreAdj())
+	if adj < set.MinOOMScoreAdj {
+		adj = set.MinOOMScoreAdj
+	}
+	if s.Process != nil {
+		s.Process.OOMScoreAdj = &adj
+	}
+	return nil
+}
+
+// ApplyResources returns a copy of s's resources with r applied, for a live update.
+func ApplyResources(set Settings, s *specs.Spec, r *runtimeapi.LinuxContainerResources) error {
+	return applyResources(set, s, r)
+}
+
+// withDevices adds the config's devices (host device, container path, permissions).
+func withDevices(in Input) oci.SpecOpts {
+	return func(ctx context.Context, c oci.Client, ctr *containers.Container, s *oci.Spec) error {
+		for i, d := range in.Config.GetDevices() {
+			perms := d.GetPermissions()
+			if perms == "" {
+				perms = "rwm"
+			}
+			if err := oci.WithDevices(d.GetHostPath(), d.GetContainerPath(), perms)(ctx, c, ctr, s); err != nil {
+				return fmt.Errorf("devices[%d] %q: %v: %w", i, d.GetHostPath(), err, errdefs.ErrInvalidArgument)
+			}
+		}
+		return nil
+	}
+}

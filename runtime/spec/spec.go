@@ -1,0 +1,139 @@
+// Package spec turns a CRI container config into an OCI runtime spec: a pure function of the
+// config, the pod it runs in, its image and the runtime's settings, built from containerd's oci
+// spec options and berth's own of the same shape.
+package spec
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// GroupAnnotation makes the runc shim run all tasks of a pod in one shim process.
+const GroupAnnotation = "io.containerd.runc.v2.group"
+
+// Sandbox is what a container takes from its pod.
+type Sandbox struct {
+	ID     string
+	Config *runtimeapi.PodSandboxConfig
+	// NetNS, IPC and UTS are the pod's pinned namespaces; empty means the node's.
+	NetNS, IPC, UTS string
+	// InfraPid is the pod's infra process, whose PID namespace containers share when the pod
+	// says so.
+	InfraPid uint32
+	// Dir holds the pod's resolv.conf, hosts and hostname files.
+	Dir string
+	// Hostname is the pod's hostname.
+	Hostname string
+}
+
+// Settings are the runtime's own facts that shape every spec.
+type Settings struct {
+	// CgroupDriver is "cgroupfs" or "systemd".
+	CgroupDriver string
+	// Capabilities are those berthd holds (its bounding set), the most a container can get:
+	// "ALL" and privileged mean these.
+	Capabilities []string
+	// MinOOMScoreAdj is berthd's own oom_score_adj; a container cannot go lower, since lowering
+	// it needs CAP_SYS_RESOURCE (as containerd's restrict_oom_score_adj does).
+	MinOOMScoreAdj int
+	// SeccompProfileRoot is where relative Localhost seccomp profiles are found.
+	SeccompProfileRoot string
+	// AppArmorEnabled says whether the node runs AppArmor.
+	AppArmorEnabled bool
+	// CgroupV2 says whether the node's cgroups are unified (v2 only).
+	CgroupV2 bool
+	// Host answers questions about the node's paths; nil means this node's.
+	Host HostPaths
+}
+
+// Input is everything a container's spec is made from.
+type Input struct {
+	ID       string
+	Config   *runtimeapi.ContainerConfig
+	Sandbox  Sandbox
+	Image    ocispec.ImageConfig
+	Settings Settings
+	// Passwd and Group are the image's /etc/passwd and /etc/group (empty when it has none).
+	Passwd, Group []byte
+	// TargetPid is the process whose PID namespace a container with NamespaceMode TARGET joins.
+	TargetPid uint32
+}
+
+// Result is the spec and what the runtime must know about it.
+type Result struct {
+	Spec *specs.Spec
+	// User is the identity the container's process runs as, for ContainerStatus.
+	UID, GID uint32
+	Groups   []uint32
+}
+
+// Generate makes the OCI spec of a container. Errors in the config are errdefs.ErrInvalidArgument
+// and name the field.
+func Generate(in Input) (*Result, error) {
+	if in.Config == nil {
+		return nil, fmt.Errorf("config: missing: %w", errdefs.ErrInvalidArgument)
+	}
+	sc := in.Config.GetLinux().GetSecurityContext()
+	user, err := resolveUser(in)
+	if err != nil {
+		return nil, err
+	}
+	opts := []oci.SpecOpts{
+		oci.WithDefaultSpec(),
+		withProcess(in),
+		withUser(user),
+		withNamespaces(in),
+		withPodFiles(in),
+		withShm(in),
+		withDevices(in),
+		withResources(in),
+		withCgroupsPath(in),
+		withSecurity(in),
+		oci.WithAnnotations(map[string]string{GroupAnnotation: in.Sandbox.ID}),
+	}
+	if sc.GetReadonlyRootfs() {
+		opts = append(opts, oci.WithRootFSReadonly())
+	}
+	// Mounts last: they may override the pod files and need the rootfs propagation settled.
+	opts = append(opts, withMounts(in))
+
+	s, err := oci.GenerateSpec(namespaces.WithNamespace(context.Background(), "berth"), nil, &containers.Container{ID: in.ID}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	s.Root.Path = "rootfs"
+	sortMounts(s.Mounts)
+	return &Result{Spec: s, UID: user.uid, GID: user.gid, Groups: user.groups}, nil
+}
+
+// sortMounts orders mounts so that a mount never comes before the one it is nested in, keeping
+// the given order otherwise.
+func sortMounts(m []specs.Mount) {
+	sort.SliceStable(m, func(i, j int) bool {
+		return depth(m[i].Destination) < depth(m[j].Destination)
+	})
+}
+
+func depth(p string) int {
+	p = filepath.Clean(p)
+	if p == "/" {
+		return 0
+	}
+	n := 0
+	for _, c := range p {
+		if c == '/' {
+			n++
+		}
+	}
+	return n
+}
