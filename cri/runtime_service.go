@@ -39,15 +39,16 @@ type RuntimeOptions struct {
 type RuntimeService struct {
 	runtimeapi.UnimplementedRuntimeServiceServer
 
-	engine  Engine
-	network NetworkStatus
-	pods    Pods
-	opts    RuntimeOptions
+	engine     Engine
+	network    NetworkStatus
+	pods       Pods
+	containers Containers
+	opts       RuntimeOptions
 }
 
-// NewRuntimeService returns the RuntimeService over engine, network and pods.
-func NewRuntimeService(engine Engine, network NetworkStatus, pods Pods, opts RuntimeOptions) *RuntimeService {
-	return &RuntimeService{engine: engine, network: network, pods: pods, opts: opts}
+// NewRuntimeService returns the RuntimeService over engine, network, pods and containers.
+func NewRuntimeService(engine Engine, network NetworkStatus, pods Pods, containers Containers, opts RuntimeOptions) *RuntimeService {
+	return &RuntimeService{engine: engine, network: network, pods: pods, containers: containers, opts: opts}
 }
 
 // Version returns the runtime's name and versions. The request's version field is the kubelet's

@@ -13,6 +13,8 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/berth-runtime/berth/cni"
+	"github.com/berth-runtime/berth/image"
+	"github.com/berth-runtime/berth/runtime/spec"
 )
 
 // Namespace is the containerd namespace berth keeps all its objects in, so that it never sees or
@@ -36,6 +38,15 @@ type Options struct {
 	PauseBinary string
 	// CgroupDriver is "cgroupfs" or "systemd".
 	CgroupDriver string
+	// Images finds the images containers are made from.
+	Images Images
+	// SeccompProfileRoot is where relative Localhost seccomp profiles are found.
+	SeccompProfileRoot string
+}
+
+// Images is what the runtime needs of the image service.
+type Images interface {
+	Get(ctx context.Context, ref string) (*image.Image, error)
 }
 
 // DefaultHandler is the runtime handler a pod gets when it names none.
@@ -49,6 +60,10 @@ type Runtime struct {
 	network   *cni.Network
 	log       *slog.Logger
 	sandboxes *sandboxStore
+
+	containers *containerStore
+	images     Images
+	settings   spec.Settings
 
 	pauseBinary  string
 	cgroupDriver string
@@ -64,6 +79,8 @@ func New(client *containerd.Client, opts Options) *Runtime {
 	}
 	return &Runtime{client: client, stateDir: opts.StateDir, network: opts.Network, log: opts.Logger,
 		sandboxes: newSandboxStore(), loaded: make(chan struct{}),
+		containers: newContainerStore(), images: opts.Images,
+		settings:    hostSettings(opts.CgroupDriver, opts.SeccompProfileRoot),
 		pauseBinary: opts.PauseBinary, cgroupDriver: opts.CgroupDriver}
 }
 
@@ -117,7 +134,10 @@ func (r *Runtime) Load(ctx context.Context) error {
 		}
 		r.sandboxes.add(sb)
 	}
-	r.log.Info("loaded state from containerd", "sandboxes", len(records))
+	if err := r.loadContainers(ctx); err != nil {
+		return err
+	}
+	r.log.Info("loaded state from containerd", "sandboxes", len(records), "containers", len(r.containers.list("")))
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -126,3 +127,12 @@ func (r *Runtime) loadSandbox(c containers.Container) (*Sandbox, error) {
 }
 
 func (r *Runtime) sandboxDir(id string) string { return filepath.Join(r.stateDir, "pods", id) }
+
+// runtimeInfo is the containerd runtime of a runtime handler. berth has one handler, runc, run
+// by the runc v2 shim.
+func (r *Runtime) runtimeInfo(handler string) (containers.RuntimeInfo, error) {
+	if handler != "" && handler != DefaultHandler {
+		return containers.RuntimeInfo{}, fmt.Errorf("runtime handler %q is not configured: %w", handler, errdefs.ErrInvalidArgument)
+	}
+	return containers.RuntimeInfo{Name: runcRuntime}, nil
+}

@@ -36,6 +36,12 @@ func (r *Runtime) StopPodSandbox(ctx context.Context, id string) error {
 
 // stopLocked does the work of StopPodSandbox with sb.mu held.
 func (r *Runtime) stopLocked(ctx context.Context, sb *Sandbox) error {
+	// The pod's containers are killed: per the CRI, StopPodSandbox forcibly terminates them.
+	for _, c := range r.containers.list(sb.ID) {
+		if err := r.stopContainer(ctx, c, 0); err != nil {
+			return fmt.Errorf("stop pod sandbox %s: %w", sb.ID, err)
+		}
+	}
 	if sharesPID(sb.Config) {
 		if err := r.stopInfra(ctx, sb.ID); err != nil {
 			return err
@@ -101,6 +107,11 @@ func (r *Runtime) RemovePodSandbox(ctx context.Context, id string) error {
 	}
 	if err := r.stopLocked(ctx, sb); err != nil {
 		return err
+	}
+	for _, c := range r.containers.list(sb.ID) {
+		if err := r.removeContainer(ctx, c); err != nil {
+			return fmt.Errorf("remove pod sandbox %s: %w", sb.ID, err)
+		}
 	}
 	if err := os.RemoveAll(sb.Dir); err != nil {
 		return fmt.Errorf("remove pod sandbox %s files: %w", sb.ID, err)

@@ -87,27 +87,29 @@ func run(cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer client.Close()
+	images := image.New(client, image.Options{
+		RegistryConfigDir: cfg.RegistryConfigDir,
+		ProgressTimeout:   time.Duration(cfg.ImagePullProgressTimeout),
+		Logger:            log.With("component", "image"),
+		Metrics:           image.NewMetrics(reg),
+	})
 	network := cni.NewConfig(cfg.CNIConfDir, cfg.CNIBinDirs)
 	rt := runtime.New(client, runtime.Options{
 		StateDir: cfg.State,
 		Network:  cni.NewNetwork(network, filepath.Join(cfg.Root, "cni-cache")),
 		Logger:   log.With("component", "runtime"),
 
-		PauseBinary:  pauseBinary(),
-		CgroupDriver: runtime.CgroupDriver(cfg.CgroupDriver),
+		PauseBinary:        pauseBinary(),
+		Images:             images,
+		SeccompProfileRoot: filepath.Join(cfg.Root, "seccomp"),
+		CgroupDriver:       runtime.CgroupDriver(cfg.CgroupDriver),
 	})
 	loadCtx, stopLoading := context.WithCancel(context.Background())
 	defer stopLoading()
 	rt.LoadInBackground(loadCtx)
-	rs := cri.NewRuntimeService(rt, network, rt, cri.RuntimeOptions{
+	rs := cri.NewRuntimeService(rt, network, rt, rt, cri.RuntimeOptions{
 		CgroupDriver: runtime.CgroupDriver(cfg.CgroupDriver),
 		Config:       cfg,
-	})
-	images := image.New(client, image.Options{
-		RegistryConfigDir: cfg.RegistryConfigDir,
-		ProgressTimeout:   time.Duration(cfg.ImagePullProgressTimeout),
-		Logger:            log.With("component", "image"),
-		Metrics:           image.NewMetrics(reg),
 	})
 	srv := cri.NewServer(rs, cri.NewImageService(images), log.With("component", "cri"), cri.NewMetrics(reg))
 

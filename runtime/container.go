@@ -1,0 +1,188 @@
+package runtime
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/containerd/errdefs"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/runtime/logs"
+)
+
+// Container states, as the CRI names them.
+const (
+	ContainerCreated = "created"
+	ContainerRunning = "running"
+	ContainerExited  = "exited"
+	ContainerUnknown = "unknown"
+)
+
+// Exit reasons, as the kubelet reads them.
+const (
+	ReasonCompleted = "Completed"
+	ReasonError     = "Error"
+	ReasonOOMKilled = "OOMKilled"
+)
+
+// ContainerState is what changes over a container's life; it is saved in its containerd record.
+type ContainerState struct {
+	State      string    `json:"state"`
+	CreatedAt  time.Time `json:"createdAt"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	ExitCode   int32     `json:"exitCode"`
+	Reason     string    `json:"reason,omitempty"`
+	Message    string    `json:"message,omitempty"`
+	Pid        uint32    `json:"pid,omitempty"`
+}
+
+// Container is one container of a pod. The immutable fields are set at create; State changes
+// under mu, and every operation on the container holds mu.
+type Container struct {
+	mu sync.Mutex
+
+	ID        string
+	SandboxID string
+	Config    *runtimeapi.ContainerConfig
+	// ImageRef is the image id (config digest) the container was made from; ImageName is what
+	// the config asked for.
+	ImageRef, ImageName string
+	// LogPath is the container's CRI log file, "" for none.
+	LogPath string
+	// StopSignal is the image's STOPSIGNAL, "" for SIGTERM.
+	StopSignal string
+	// UID, GID and Groups are the identity its process runs as.
+	UID, GID uint32
+	Groups   []uint32
+	// Resources are the resources it runs with (as created, then as updated).
+	Resources *runtimeapi.LinuxContainerResources
+
+	State ContainerState
+
+	// log is the open log file of a started container; exited is closed when its task has
+	// exited and its state was saved.
+	log    *logs.File
+	exited chan struct{}
+	// removed is set once the container is removed.
+	removed bool
+
+	published atomic.Pointer[ContainerView]
+}
+
+// ContainerView is a consistent copy of a container, for status and listing.
+type ContainerView struct {
+	ID, SandboxID       string
+	Config              *runtimeapi.ContainerConfig
+	ImageRef, ImageName string
+	LogPath             string
+	UID, GID            uint32
+	Groups              []uint32
+	Resources           *runtimeapi.LinuxContainerResources
+	State               ContainerState
+}
+
+// publish makes the current state what view returns; c.mu must be held (or c not yet shared).
+func (c *Container) publish() {
+	c.published.Store(&ContainerView{
+		ID: c.ID, SandboxID: c.SandboxID, Config: c.Config, ImageRef: c.ImageRef, ImageName: c.ImageName,
+		LogPath: c.LogPath, UID: c.UID, GID: c.GID, Groups: c.Groups, Resources: c.Resources, State: c.State,
+	})
+}
+
+// view returns the last published state without taking the container's lock.
+func (c *Container) view() ContainerView { return *c.published.Load() }
+
+// containerName is the container's unique name within its pod.
+func containerName(sandboxID string, md *runtimeapi.ContainerMetadata) string {
+	return strings.Join([]string{sandboxID, md.GetName(), fmt.Sprint(md.GetAttempt())}, "_")
+}
+
+// containerStore indexes containers by id and reserves their names.
+type containerStore struct {
+	mu    sync.RWMutex
+	byID  map[string]*Container
+	names map[string]string
+}
+
+func newContainerStore() *containerStore {
+	return &containerStore{byID: map[string]*Container{}, names: map[string]string{}}
+}
+
+func (s *containerStore) reserve(name, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if holder, ok := s.names[name]; ok {
+		return fmt.Errorf("container name %q is reserved for container %s: %w", name, holder, errdefs.ErrAlreadyExists)
+	}
+	s.names[name] = id
+	return nil
+}
+
+func (s *containerStore) release(name, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.names[name] == id {
+		delete(s.names, name)
+	}
+}
+
+func (s *containerStore) add(c *Container) {
+	c.publish()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.byID[c.ID] = c
+	s.names[containerName(c.SandboxID, c.Config.GetMetadata())] = c.ID
+}
+
+func (s *containerStore) remove(c *Container) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.byID, c.ID)
+	if name := containerName(c.SandboxID, c.Config.GetMetadata()); s.names[name] == c.ID {
+		delete(s.names, name)
+	}
+}
+
+// get finds a container by id or unique id prefix.
+func (s *containerStore) get(id string) (*Container, error) {
+	if id == "" {
+		return nil, fmt.Errorf("container id is empty: %w", errdefs.ErrInvalidArgument)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if c, ok := s.byID[id]; ok {
+		return c, nil
+	}
+	var found *Container
+	for full, c := range s.byID {
+		if strings.HasPrefix(full, id) {
+			if found != nil {
+				return nil, fmt.Errorf("container id prefix %q is ambiguous: %w", id, errdefs.ErrInvalidArgument)
+			}
+			found = c
+		}
+	}
+	if found == nil {
+		return nil, fmt.Errorf("container %q: %w", id, errdefs.ErrNotFound)
+	}
+	return found, nil
+}
+
+// list returns every container, oldest first; of one pod when sandboxID is set.
+func (s *containerStore) list(sandboxID string) []*Container {
+	s.mu.RLock()
+	out := make([]*Container, 0, len(s.byID))
+	for _, c := range s.byID {
+		if sandboxID == "" || c.SandboxID == sandboxID {
+			out = append(out, c)
+		}
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].view().State.CreatedAt.Before(out[j].view().State.CreatedAt) })
+	return out
+}

@@ -1,0 +1,196 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/typeurl/v2"
+	"github.com/opencontainers/image-spec/identity"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/image"
+	"github.com/berth-runtime/berth/runtime/spec"
+)
+
+// snapshotter is where containers' root file systems live; image pulls unpack into it.
+const snapshotter = "overlayfs"
+
+// CreateContainer makes a container in a ready pod from an image the node has: a writable
+// snapshot of the image, an OCI spec from the config, and a containerd record. It returns the
+// container id.
+func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *runtimeapi.ContainerConfig) (_ string, retErr error) {
+	switch {
+	case cfg == nil || cfg.GetMetadata() == nil:
+		return "", fmt.Errorf("config.metadata: missing: %w", errdefs.ErrInvalidArgument)
+	case cfg.GetMetadata().GetName() == "":
+		return "", fmt.Errorf("config.metadata.name: empty: %w", errdefs.ErrInvalidArgument)
+	case cfg.GetImage().GetImage() == "":
+		return "", fmt.Errorf("config.image.image: empty: %w", errdefs.ErrInvalidArgument)
+	}
+	if err := r.waitLoaded(ctx); err != nil {
+		return "", err
+	}
+	sb, err := r.sandboxes.get(sandboxID)
+	if err != nil {
+		return "", err
+	}
+	pod := sb.view()
+	if pod.State != SandboxReady {
+		return "", fmt.Errorf("pod sandbox %s is not ready: %w", sb.ID, errdefs.ErrFailedPrecondition)
+	}
+	img, err := r.images.Get(ctx, cfg.GetImage().GetImage())
+	if errdefs.IsNotFound(err) {
+		return "", fmt.Errorf("image %q is not on this node; pull it first: %w", cfg.GetImage().GetImage(), errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return "", err
+	}
+
+	id := newID()
+	name := containerName(sb.ID, cfg.GetMetadata())
+	if err := r.containers.reserve(name, id); err != nil {
+		return "", err
+	}
+	var undo []func(context.Context) error
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		for i := len(undo) - 1; i >= 0; i-- {
+			if err := undo[i](ctx); err != nil {
+				r.log.Error("rolling back a failed container left something behind", "container", id, "error", err)
+			}
+		}
+		r.containers.release(name, id)
+	}()
+
+	// A lease keeps containerd's garbage collector off the snapshot until the record holds it.
+	ctx, done, err := r.client.WithLease(ctx, leases.WithExpiration(time.Hour))
+	if err != nil {
+		return "", err
+	}
+	defer done(context.WithoutCancel(ctx))
+
+	mounts, err := r.prepareSnapshot(ctx, id, img)
+	if err != nil {
+		return "", err
+	}
+	undo = append(undo, func(ctx context.Context) error { return r.client.SnapshotService(snapshotter).Remove(ctx, id) })
+	var passwd, group []byte
+	if err := mount.WithReadonlyTempMount(ctx, mounts, func(root string) error {
+		passwd = readImageFile(root, "etc/passwd")
+		group = readImageFile(root, "etc/group")
+		return nil
+	}); err != nil {
+		return "", fmt.Errorf("read users of image %s: %w", img.ID, err)
+	}
+
+	var targetPid uint32
+	if cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() == runtimeapi.NamespaceMode_TARGET {
+		target, err := r.containers.get(cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetTargetId())
+		if err != nil {
+			return "", fmt.Errorf("security_context.namespace_options.target_id: %w", err)
+		}
+		targetPid = target.view().State.Pid
+	}
+	gen, err := spec.Generate(spec.Input{
+		ID: id, Config: cfg, Image: img.Config.Config, Settings: r.settings, Passwd: passwd, Group: group, TargetPid: targetPid,
+		Sandbox: spec.Sandbox{ID: sb.ID, Config: pod.Config, NetNS: sb.NetNS, IPC: sb.IPC, UTS: sb.UTS,
+			InfraPid: pod.InfraPid, Dir: sb.Dir, Hostname: podHostname(pod.Config)},
+	})
+	if err != nil {
+		return "", err
+	}
+	specAny, err := typeurl.MarshalAny(gen.Spec)
+	if err != nil {
+		return "", err
+	}
+	runtimeInfo, err := r.runtimeInfo(pod.RuntimeHandler)
+	if err != nil {
+		return "", err
+	}
+
+	c := &Container{
+		ID: id, SandboxID: sb.ID, Config: cfg, ImageRef: img.ID.String(), ImageName: cfg.GetImage().GetImage(),
+		StopSignal: img.Config.Config.StopSignal, UID: gen.UID, GID: gen.GID, Groups: gen.Groups,
+		Resources: cfg.GetLinux().GetResources(),
+		State:     ContainerState{State: ContainerCreated, CreatedAt: time.Now()},
+		exited:    make(chan struct{}),
+	}
+	close(c.exited) // not running
+	if dir, p := pod.Config.GetLogDirectory(), cfg.GetLogPath(); dir != "" && p != "" {
+		c.LogPath = filepath.Join(dir, p)
+	}
+	ext, err := c.extension()
+	if err != nil {
+		return "", err
+	}
+	md := cfg.GetMetadata()
+	rec := containers.Container{
+		ID: id,
+		Labels: map[string]string{
+			labelKind: kindContainer, labelSandbox: sb.ID, image.ContainerNameLabel: md.GetName(),
+			labelPodAttempt: fmt.Sprint(md.GetAttempt()),
+		},
+		Image: img.ID.String(), Runtime: runtimeInfo, Spec: specAny,
+		Snapshotter: snapshotter, SnapshotKey: id,
+		Extensions: map[string]typeurl.Any{containerExtension: ext},
+	}
+	if _, err := r.client.ContainerService().Create(ctx, rec); err != nil {
+		return "", fmt.Errorf("record container %s in containerd: %w", id, err)
+	}
+	undo = append(undo, func(ctx context.Context) error { return r.client.ContainerService().Delete(ctx, id) })
+	if err := os.MkdirAll(r.containerDir(id), 0o700); err != nil {
+		return "", err
+	}
+	r.containers.add(c)
+	return id, nil
+}
+
+// prepareSnapshot makes the container's writable layer on top of the image's, unpacking the
+// image first if it was pulled without being unpacked.
+func (r *Runtime) prepareSnapshot(ctx context.Context, id string, img *image.Image) ([]mount.Mount, error) {
+	cimg, err := r.client.GetImage(ctx, img.ID.String())
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", img.ID, err)
+	}
+	if ok, err := cimg.IsUnpacked(ctx, snapshotter); err != nil {
+		return nil, err
+	} else if !ok {
+		if err := cimg.Unpack(ctx, snapshotter); err != nil {
+			return nil, fmt.Errorf("unpack image %s: %w", img.ID, err)
+		}
+	}
+	diffIDs, err := cimg.RootFS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	mounts, err := r.client.SnapshotService(snapshotter).Prepare(ctx, id, identity.ChainID(diffIDs).String())
+	if err != nil {
+		return nil, fmt.Errorf("prepare the root file system of container %s: %w", id, err)
+	}
+	return mounts, nil
+}
+
+// readImageFile reads a small file of an image's root file system, "" when absent. Symlinks are
+// not followed out of the root: the image does not get to point berthd at the node's files.
+func readImageFile(root, rel string) []byte {
+	p := filepath.Join(root, rel)
+	fi, err := os.Lstat(p)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() > 1<<20 {
+		return nil
+	}
+	b, _ := os.ReadFile(p)
+	return b
+}
+
+func (r *Runtime) containerDir(id string) string { return filepath.Join(r.stateDir, "containers", id) }

@@ -1,0 +1,239 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/errdefs"
+
+	"github.com/berth-runtime/berth/runtime/logs"
+	"github.com/berth-runtime/berth/runtime/spec"
+)
+
+// drainTimeout bounds how long an exited container's output is awaited before its state is
+// saved: a process the container left behind can hold the pipe open.
+const drainTimeout = 2 * time.Second
+
+// fifos are a container's stdio pipes, at fixed paths so that a restarted berthd finds them.
+func (r *Runtime) fifos(c *Container) *cio.FIFOSet {
+	dir := filepath.Join(r.containerDir(c.ID), "io")
+	cfg := cio.Config{Stdout: filepath.Join(dir, "stdout"), Terminal: c.Config.GetTty()}
+	if !cfg.Terminal {
+		cfg.Stderr = filepath.Join(dir, "stderr")
+	}
+	if c.Config.GetStdin() {
+		cfg.Stdin = filepath.Join(dir, "stdin")
+	}
+	return cio.NewFIFOSet(cfg, func() error { return os.RemoveAll(dir) })
+}
+
+// StartContainer starts a created container: its output is copied to its log file (the copier
+// runs before the process does, so nothing is lost), and its exit is tracked.
+func (r *Runtime) StartContainer(ctx context.Context, id string) error {
+	if err := r.waitLoaded(ctx); err != nil {
+		return err
+	}
+	c, err := r.containers.get(id)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.removed {
+		return fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
+	}
+	if c.State.State != ContainerCreated {
+		return fmt.Errorf("container %s is %s, not created: %w", c.ID, c.State.State, errdefs.ErrFailedPrecondition)
+	}
+	if sb, err := r.sandboxes.get(c.SandboxID); err != nil || sb.view().State != SandboxReady {
+		return fmt.Errorf("pod sandbox %s of container %s is not ready: %w", c.SandboxID, c.ID, errdefs.ErrFailedPrecondition)
+	}
+
+	fifos := r.fifos(c)
+	if err := os.MkdirAll(filepath.Dir(fifos.Stdout), 0o700); err != nil {
+		return err
+	}
+	var logFile *logs.File
+	if c.LogPath != "" {
+		if logFile, err = logs.Open(c.LogPath); err != nil {
+			return fmt.Errorf("container %s: %w", c.ID, err)
+		}
+	}
+	task, exitCh, copied, err := r.startTask(ctx, c, fifos, logFile)
+	if err != nil {
+		if logFile != nil {
+			logFile.Close()
+		}
+		fifos.Close()
+		r.markFailedStart(ctx, c, err)
+		return err
+	}
+	c.log = logFile
+	c.exited = make(chan struct{})
+	c.State.State, c.State.StartedAt, c.State.Pid = ContainerRunning, time.Now(), task.Pid()
+	c.publish()
+	if err := r.saveContainer(ctx, c); err != nil {
+		r.log.Warn("cannot save a started container's state", "container", c.ID, "error", err)
+	}
+	go r.monitor(c, task, exitCh, copied)
+	return nil
+}
+
+// startTask creates and starts the container's task with its stdio on fifos, copying output to
+// logFile (nil: discarded). copied is done once the output is drained.
+func (r *Runtime) startTask(ctx context.Context, c *Container, fifos *cio.FIFOSet, logFile *logs.File) (containerd.Task, <-chan containerd.ExitStatus, *sync.WaitGroup, error) {
+	// The pipes outlive this request: they are the container's for its whole life.
+	dio, err := cio.NewDirectIO(context.Background(), fifos)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("container %s stdio: %w", c.ID, err)
+	}
+	copied := r.copyOutput(c, dio, logFile)
+	container, err := r.client.LoadContainer(ctx, c.ID)
+	if err != nil {
+		dio.Cancel()
+		dio.Close()
+		return nil, nil, nil, err
+	}
+	task, err := container.NewTask(ctx, func(string) (cio.IO, error) { return dio, nil })
+	if err != nil {
+		dio.Cancel()
+		dio.Close()
+		return nil, nil, nil, fmt.Errorf("create task of container %s: %w", c.ID, err)
+	}
+	exitCh, err := task.Wait(context.Background())
+	if err == nil {
+		err = task.Start(ctx)
+	}
+	if err != nil {
+		task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
+		return nil, nil, nil, fmt.Errorf("start container %s: %w", c.ID, err)
+	}
+	return task, exitCh, copied, nil
+}
+
+// copyOutput copies the container's stdout and stderr into its log file until they close.
+func (r *Runtime) copyOutput(c *Container, dio *cio.DirectIO, logFile *logs.File) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for _, s := range []struct {
+		name string
+		pipe interface{ Read([]byte) (int, error) }
+	}{{logs.Stdout, dio.Stdout}, {logs.Stderr, dio.Stderr}} {
+		if s.pipe == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if logFile != nil {
+				err = logFile.Copy(s.name, s.pipe, logs.DefaultMaxLine)
+			} else {
+				_, err = discard(s.pipe)
+			}
+			if err != nil {
+				r.log.Warn("container output lost", "container", c.ID, "stream", s.name, "error", err)
+			}
+		}()
+	}
+	return &wg
+}
+
+func discard(r interface{ Read([]byte) (int, error) }) (int64, error) {
+	buf := make([]byte, 32*1024)
+	var n int64
+	for {
+		m, err := r.Read(buf)
+		n += int64(m)
+		if err != nil {
+			return n, nil
+		}
+	}
+}
+
+// markFailedStart records a start that failed as an exit, as the kubelet expects to see it.
+func (r *Runtime) markFailedStart(ctx context.Context, c *Container, cause error) {
+	c.State.State, c.State.FinishedAt = ContainerExited, time.Now()
+	c.State.ExitCode, c.State.Reason, c.State.Message = 128, "StartError", cause.Error()
+	c.publish()
+	if err := r.saveContainer(context.WithoutCancel(ctx), c); err != nil {
+		r.log.Warn("cannot save a failed start", "container", c.ID, "error", err)
+	}
+}
+
+// monitor waits for the container's task to exit, then records the exit (OOMKilled when the
+// kernel killed it for memory), waits for its output to drain and deletes the task.
+func (r *Runtime) monitor(c *Container, task containerd.Task, exitCh <-chan containerd.ExitStatus, copied *sync.WaitGroup) {
+	st := <-exitCh
+	code, exitedAt, err := st.Result()
+	oom := r.oomKilled(c)
+	drained := make(chan struct{})
+	go func() { copied.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(drainTimeout):
+		r.log.Warn("container output still open after it exited", "container", c.ID)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, derr := task.Delete(ctx); derr != nil && !errdefs.IsNotFound(derr) {
+		r.log.Warn("cannot delete an exited container's task", "container", c.ID, "error", derr)
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.State.State, c.State.ExitCode, c.State.FinishedAt = ContainerExited, int32(code), exitedAt
+	if exitedAt.IsZero() {
+		c.State.FinishedAt = time.Now()
+	}
+	switch {
+	case err != nil:
+		c.State.Reason, c.State.Message = ReasonError, err.Error()
+	case oom:
+		c.State.Reason = ReasonOOMKilled
+	case code == 0:
+		c.State.Reason = ReasonCompleted
+	default:
+		c.State.Reason = ReasonError
+	}
+	c.publish()
+	if err := r.saveContainer(ctx, c); err != nil {
+		r.log.Warn("cannot save a container's exit", "container", c.ID, "error", err)
+	}
+	if c.log != nil {
+		c.log.Close()
+	}
+	close(c.exited)
+}
+
+// oomKilled reads the kernel's OOM-kill count of the container's memory cgroup (cgroupfs
+// driver), which outlives the process until the task is deleted.
+func (r *Runtime) oomKilled(c *Container) bool {
+	sb, err := r.sandboxes.get(c.SandboxID)
+	if err != nil || r.settings.CgroupDriver != "cgroupfs" {
+		return false
+	}
+	path := spec.CgroupsPath(sb.view().Config.GetLinux().GetCgroupParent(), c.ID, "cgroupfs")
+	file := filepath.Join("/sys/fs/cgroup/memory", path, "memory.oom_control")
+	if r.settings.CgroupV2 {
+		file = filepath.Join("/sys/fs/cgroup", path, "memory.events")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "oom_kill" {
+			n, _ := strconv.Atoi(f[1])
+			return n > 0
+		}
+	}
+	return false
+}
