@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -22,6 +23,7 @@ type Containers interface {
 	ContainerSpec(ctx context.Context, id string) (*specs.Spec, error)
 	UpdateContainerResources(ctx context.Context, id string, res *runtimeapi.LinuxContainerResources) error
 	ReopenContainerLog(ctx context.Context, id string) error
+	ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*runtime.ExecResult, error)
 }
 
 // CreateContainer creates a container in a pod sandbox.
@@ -188,4 +190,21 @@ func (s *RuntimeService) ReopenContainerLog(ctx context.Context, req *runtimeapi
 		return nil, toStatus(err)
 	}
 	return &runtimeapi.ReopenContainerLogResponse{}, nil
+}
+
+// ExecSync runs a command in a container and returns its output and exit code. A command that
+// runs past the request's timeout is killed and the call fails with DeadlineExceeded, which the
+// kubelet reads as a timed-out probe.
+func (s *RuntimeService) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) (*runtimeapi.ExecSyncResponse, error) {
+	if req.GetContainerId() == "" {
+		return nil, invalid("container_id: empty")
+	}
+	if req.GetTimeout() < 0 {
+		return nil, invalid("timeout: %d is negative", req.GetTimeout())
+	}
+	res, err := s.containers.ExecSync(ctx, req.GetContainerId(), req.GetCmd(), time.Duration(req.GetTimeout())*time.Second)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &runtimeapi.ExecSyncResponse{Stdout: res.Stdout, Stderr: res.Stderr, ExitCode: res.ExitCode}, nil
 }

@@ -1,0 +1,151 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/errdefs"
+)
+
+// ExecOutputCap is the most of each stream ExecSync keeps; the rest is dropped and the output
+// ends with TruncatedMarker.
+const ExecOutputCap = 16 << 20
+
+// TruncatedMarker ends the output of an ExecSync stream that went over ExecOutputCap.
+const TruncatedMarker = "\n[output truncated by berth: over 16 MiB]\n"
+
+// ExecResult is what an ExecSync gave.
+type ExecResult struct {
+	Stdout, Stderr []byte
+	ExitCode       int32
+}
+
+// ExecSync runs cmd in a running container and waits for it, up to timeout (0: no limit, but the
+// request's own deadline). A command that runs past its timeout is killed and the call fails
+// with a deadline error. Output beyond ExecOutputCap per stream is dropped.
+func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*ExecResult, error) {
+	if len(cmd) == 0 {
+		return nil, fmt.Errorf("cmd: empty: %w", errdefs.ErrInvalidArgument)
+	}
+	if err := r.waitLoaded(ctx); err != nil {
+		return nil, err
+	}
+	c, err := r.containers.get(id)
+	if err != nil {
+		return nil, err
+	}
+	if c.view().State.State != ContainerRunning {
+		return nil, fmt.Errorf("container %s is not running: %w", c.ID, errdefs.ErrFailedPrecondition)
+	}
+	container, err := r.client.LoadContainer(ctx, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := container.Spec(ctx)
+	if err != nil {
+		return nil, err
+	}
+	task, err := container.Task(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("container %s is not running: %v: %w", c.ID, err, errdefs.ErrFailedPrecondition)
+	}
+	pspec := *spec.Process
+	pspec.Args, pspec.Terminal = cmd, false
+
+	stdout, stderr := &cappedBuffer{limit: ExecOutputCap}, &cappedBuffer{limit: ExecOutputCap}
+	execID := newID()[:32]
+	creator := cio.NewCreator(cio.WithStreams(nil, stdout, stderr), cio.WithFIFODir(filepath.Join(r.containerDir(c.ID), "exec")))
+	process, err := task.Exec(ctx, execID, &pspec, creator)
+	if err != nil {
+		return nil, fmt.Errorf("exec in container %s: %w", c.ID, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		process.Delete(dctx, containerd.WithProcessKill)
+	}()
+	exitCh, err := process.Wait(context.WithoutCancel(ctx))
+	if err != nil {
+		return nil, err
+	}
+	if err := process.Start(ctx); err != nil {
+		return nil, fmt.Errorf("exec %q in container %s: %w", strings.Join(cmd, " "), c.ID, err)
+	}
+
+	var deadline <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		deadline = t.C
+	}
+	select {
+	case st := <-exitCh:
+		code, _, err := st.Result()
+		if err != nil {
+			return nil, err
+		}
+		// The process has exited; its output is complete once the pipes are drained.
+		process.IO().Wait()
+		return &ExecResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: int32(code)}, nil
+	case <-deadline:
+		r.killExec(process, exitCh)
+		return nil, fmt.Errorf("command %q timed out after %s: %w", strings.Join(cmd, " "), timeout, context.DeadlineExceeded)
+	case <-ctx.Done():
+		r.killExec(process, exitCh)
+		return nil, fmt.Errorf("command %q: %w", strings.Join(cmd, " "), ctx.Err())
+	}
+}
+
+// killExec kills a timed-out exec process and waits (briefly) until it is gone, so that nothing
+// of it is left in the container.
+func (r *Runtime) killExec(p containerd.Process, exitCh <-chan containerd.ExitStatus) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Kill(ctx, syscall.SIGKILL); err != nil && !errdefs.IsNotFound(err) {
+		r.log.Warn("cannot kill a timed-out exec", "exec", p.ID(), "error", err)
+	}
+	select {
+	case <-exitCh:
+	case <-ctx.Done():
+	}
+}
+
+// cappedBuffer keeps the first limit bytes written to it and drops the rest, marking the cut.
+type cappedBuffer struct {
+	mu        sync.Mutex
+	buf       bytes.Buffer
+	limit     int
+	truncated bool
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := b.limit - b.buf.Len(); room < len(p) {
+		if room > 0 {
+			b.buf.Write(p[:room])
+		}
+		b.truncated = true
+		return len(p), nil // keep draining: the process must not block on a full pipe
+	}
+	return b.buf.Write(p)
+}
+
+// Bytes returns what was kept, with TruncatedMarker when output was dropped.
+func (b *cappedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := bytes.Clone(b.buf.Bytes())
+	if b.truncated {
+		out = append(out, TruncatedMarker...)
+	}
+	return out
+}
