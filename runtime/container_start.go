@@ -67,7 +67,7 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 			return fmt.Errorf("container %s: %w", c.ID, err)
 		}
 	}
-	task, exitCh, copied, err := r.startTask(ctx, c, fifos, logFile)
+	task, exitCh, copied, startedAt, err := r.startTask(ctx, c, fifos, logFile)
 	if err != nil {
 		if logFile != nil {
 			logFile.Close()
@@ -78,7 +78,7 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 	}
 	c.log = logFile
 	c.exited = make(chan struct{})
-	c.State.State, c.State.StartedAt, c.State.Pid = ContainerRunning, time.Now(), task.Pid()
+	c.State.State, c.State.StartedAt, c.State.Pid = ContainerRunning, startedAt, task.Pid()
 	c.publish()
 	if err := r.saveContainer(ctx, c); err != nil {
 		r.log.Warn("cannot save a started container's state", "container", c.ID, "error", err)
@@ -88,35 +88,37 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 }
 
 // startTask creates and starts the container's task with its stdio on fifos, copying output to
-// logFile (nil: discarded). copied is done once the output is drained.
-func (r *Runtime) startTask(ctx context.Context, c *Container, fifos *cio.FIFOSet, logFile *logs.File) (containerd.Task, <-chan containerd.ExitStatus, *sync.WaitGroup, error) {
+// logFile (nil: discarded). copied is done once the output is drained; startedAt is taken just
+// before the start, so that it never comes after an exit the process makes at once.
+func (r *Runtime) startTask(ctx context.Context, c *Container, fifos *cio.FIFOSet, logFile *logs.File) (task containerd.Task, exitCh <-chan containerd.ExitStatus, copied *sync.WaitGroup, startedAt time.Time, err error) {
 	// The pipes outlive this request: they are the container's for its whole life.
 	dio, err := cio.NewDirectIO(context.Background(), fifos)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("container %s stdio: %w", c.ID, err)
+		return nil, nil, nil, startedAt, fmt.Errorf("container %s stdio: %w", c.ID, err)
 	}
-	copied := r.copyOutput(c, dio, logFile)
+	copied = r.copyOutput(c, dio, logFile)
 	container, err := r.client.LoadContainer(ctx, c.ID)
 	if err != nil {
 		dio.Cancel()
 		dio.Close()
-		return nil, nil, nil, err
+		return nil, nil, nil, startedAt, err
 	}
-	task, err := container.NewTask(ctx, func(string) (cio.IO, error) { return dio, nil })
+	task, err = container.NewTask(ctx, func(string) (cio.IO, error) { return dio, nil })
 	if err != nil {
 		dio.Cancel()
 		dio.Close()
-		return nil, nil, nil, fmt.Errorf("create task of container %s: %w", c.ID, err)
+		return nil, nil, nil, startedAt, fmt.Errorf("create task of container %s: %w", c.ID, err)
 	}
-	exitCh, err := task.Wait(context.Background())
+	exitCh, err = task.Wait(context.Background())
 	if err == nil {
+		startedAt = time.Now()
 		err = task.Start(ctx)
 	}
 	if err != nil {
 		task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
-		return nil, nil, nil, fmt.Errorf("start container %s: %w", c.ID, err)
+		return nil, nil, nil, startedAt, fmt.Errorf("start container %s: %w", c.ID, err)
 	}
-	return task, exitCh, copied, nil
+	return task, exitCh, copied, startedAt, nil
 }
 
 // copyOutput copies the container's stdout and stderr into its log file until they close.

@@ -113,6 +113,7 @@ func (r *Runtime) RemovePodSandbox(ctx context.Context, id string) error {
 			return fmt.Errorf("remove pod sandbox %s: %w", sb.ID, err)
 		}
 	}
+	r.removePodCgroup(sb.Config.GetLinux().GetCgroupParent())
 	if err := os.RemoveAll(sb.Dir); err != nil {
 		return fmt.Errorf("remove pod sandbox %s files: %w", sb.ID, err)
 	}

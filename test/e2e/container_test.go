@@ -1,0 +1,378 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/test/daemon"
+)
+
+// containerEnv is a berthd with the test images and network, and a running pod.
+type containerEnv struct {
+	d      *daemon.Daemon
+	pod    string
+	podCfg *runtimeapi.PodSandboxConfig
+	logDir string
+}
+
+func newContainerEnv(t *testing.T, podName string) *containerEnv {
+	t.Helper()
+	// Registered first, so it runs last, after the daemon's cleanup has removed the pods (and
+	// with them their cgroups): their common parent is the test's.
+	t.Cleanup(func() {
+		// The pods' cgroups go with the pods; their common parent is the test's.
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/berth-e2e")
+		for _, d := range dirs {
+			syscall.Rmdir(d)
+		}
+	})
+	_, hosts := serveImages(t, nil)
+	d := startDaemon(t, "--registry-config-dir", hosts, "--cni-conf-dir", podNetwork(t))
+	mustPull(t, d.Image, busyboxRef)
+	cfg := podConfig(podName)
+	cfg.LogDirectory = t.TempDir()
+	cfg.Linux.CgroupParent = "/berth-e2e/" + podName
+	return &containerEnv{d: d, pod: runPod(t, d, cfg), podCfg: cfg, logDir: cfg.LogDirectory}
+}
+
+func (e *containerEnv) create(t *testing.T, name string, mutate func(*runtimeapi.ContainerConfig)) string {
+	t.Helper()
+	cfg := &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: name},
+		Image:    &runtimeapi.ImageSpec{Image: busyboxRef},
+		Command:  []string{"sleep", "3600"},
+		LogPath:  name + ".log",
+		Linux:    &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{}},
+	}
+	if mutate != nil {
+		mutate(cfg)
+	}
+	resp, err := e.d.Runtime.CreateContainer(ctx(t), &runtimeapi.CreateContainerRequest{PodSandboxId: e.pod, Config: cfg, SandboxConfig: e.podCfg})
+	if err != nil {
+		t.Fatalf("CreateContainer(%s): %v", name, err)
+	}
+	return resp.ContainerId
+}
+
+func (e *containerEnv) start(t *testing.T, id string) {
+	t.Helper()
+	if _, err := e.d.Runtime.StartContainer(ctx(t), &runtimeapi.StartContainerRequest{ContainerId: id}); err != nil {
+		t.Fatalf("StartContainer: %v", err)
+	}
+}
+
+func (e *containerEnv) run(t *testing.T, name string, mutate func(*runtimeapi.ContainerConfig)) string {
+	t.Helper()
+	id := e.create(t, name, mutate)
+	e.start(t, id)
+	return id
+}
+
+func (e *containerEnv) status(t *testing.T, id string) *runtimeapi.ContainerStatus {
+	t.Helper()
+	resp, err := e.d.Runtime.ContainerStatus(ctx(t), &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	if err != nil {
+		t.Fatalf("ContainerStatus: %v", err)
+	}
+	return resp.Status
+}
+
+func (e *containerEnv) waitExit(t *testing.T, id string) *runtimeapi.ContainerStatus {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := e.status(t, id)
+		if st.State == runtimeapi.ContainerState_CONTAINER_EXITED {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("container %s did not exit: %v", id, st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (e *containerEnv) exec(t *testing.T, id string, cmd ...string) string {
+	t.Helper()
+	resp, err := e.d.Runtime.ExecSync(ctx(t), &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: cmd, Timeout: 10})
+	if err != nil {
+		t.Fatalf("ExecSync(%q): %v", cmd, err)
+	}
+	if resp.ExitCode != 0 {
+		t.Fatalf("ExecSync(%q) exit %d: %s", cmd, resp.ExitCode, resp.Stderr)
+	}
+	return string(resp.Stdout)
+}
+
+// logEntries reads a CRI log file as (stream, tag, content) triples.
+func logEntries(t *testing.T, path string) [][3]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out [][3]string
+	s := bufio.NewScanner(f)
+	s.Buffer(make([]byte, 1<<20), 1<<20)
+	for s.Scan() {
+		parts := strings.SplitN(s.Text(), " ", 4)
+		if len(parts) != 4 {
+			t.Fatalf("malformed log line %.100q", s.Text())
+		}
+		if _, err := time.Parse(time.RFC3339Nano, parts[0]); err != nil {
+			t.Fatalf("bad timestamp in %.100q", s.Text())
+		}
+		out = append(out, [3]string{parts[1], parts[2], parts[3]})
+	}
+	return out
+}
+
+func TestContainerLogs(t *testing.T) {
+	e := newContainerEnv(t, "logs")
+	long := strings.Repeat("z", 40000)
+	script := fmt.Sprintf("echo out1; echo err1 >&2; printf 'no-newline'; echo; printf '%s\\n'; printf tail", long)
+	id := e.run(t, "writer", func(c *runtimeapi.ContainerConfig) { c.Command = []string{"sh", "-c", script} })
+	st := e.waitExit(t, id)
+	if st.ExitCode != 0 || st.Reason != "Completed" {
+		t.Errorf("exit = %d %q, want 0 Completed", st.ExitCode, st.Reason)
+	}
+	entries := logEntries(t, filepath.Join(e.logDir, "writer.log"))
+	var stdout []string
+	var joined strings.Builder
+	sawErr := false
+	for _, en := range entries {
+		if en[0] == "stderr" {
+			sawErr = sawErr || (en[1] == "F" && en[2] == "err1")
+			continue
+		}
+		joined.WriteString(en[2])
+		if en[1] == "F" {
+			stdout = append(stdout, joined.String())
+			joined.Reset()
+		}
+	}
+	if !sawErr {
+		t.Error("stderr line missing")
+	}
+	if len(stdout) != 3 || stdout[0] != "out1" || stdout[1] != "no-newline" || stdout[2] != long {
+		t.Errorf("stdout lines = %.60q", stdout)
+	}
+	if joined.String() != "tail" {
+		t.Errorf("trailing partial line = %q, want tail", joined.String())
+	}
+	parts := 0
+	for _, en := range entries {
+		if en[1] == "P" {
+			parts++
+		}
+	}
+	if parts < 3 { // the 40 kB line in 16 KiB pieces, and the tail
+		t.Errorf("%d partial entries, want the long line split", parts)
+	}
+}
+
+func TestContainerLogRotation(t *testing.T) {
+	e := newContainerEnv(t, "rotate")
+	id := e.run(t, "ticker", func(c *runtimeapi.ContainerConfig) {
+		c.Command = []string{"sh", "-c", "i=0; while true; do i=$((i+1)); echo line$i; sleep 0.05; done"}
+	})
+	path := filepath.Join(e.logDir, "ticker.log")
+	time.Sleep(500 * time.Millisecond)
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.Runtime.ReopenContainerLog(ctx(t), &runtimeapi.ReopenContainerLogRequest{ContainerId: id}); err != nil {
+		t.Fatalf("ReopenContainerLog: %v", err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	// No line is lost or duplicated across the two files.
+	var nums []int
+	for _, p := range []string{path + ".1", path} {
+		for _, en := range logEntries(t, p) {
+			var n int
+			fmt.Sscanf(en[2], "line%d", &n)
+			nums = append(nums, n)
+		}
+	}
+	for i, n := range nums {
+		if n != i+1 {
+			t.Fatalf("lines across rotation: %v", nums)
+		}
+	}
+	if len(logEntries(t, path)) == 0 {
+		t.Error("nothing written to the reopened log")
+	}
+}
+
+func TestContainerSeesItsWorld(t *testing.T) {
+	e := newContainerEnv(t, "world")
+	id := e.run(t, "inside", func(c *runtimeapi.ContainerConfig) {
+		c.Linux.SecurityContext.RunAsUser = &runtimeapi.Int64Value{Value: 33}
+		c.Linux.SecurityContext.SupplementalGroups = []int64{4242}
+		c.Linux.SecurityContext.Capabilities = &runtimeapi.Capability{DropCapabilities: []string{"ALL"}, AddCapabilities: []string{"NET_RAW"}}
+		c.Linux.SecurityContext.Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
+		c.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 64 << 20, CpuShares: 256}
+		c.Envs = []*runtimeapi.KeyValue{{Key: "GREETING", Value: "hi"}}
+	})
+	if got := strings.TrimSpace(e.exec(t, id, "id", "-u")); got != "33" {
+		t.Errorf("uid = %q", got)
+	}
+	if got := e.exec(t, id, "id", "-G"); !strings.Contains(got, "4242") || !strings.Contains(got, "33") {
+		t.Errorf("groups = %q, want 33 and 4242", got)
+	}
+	procStatus := e.exec(t, id, "cat", "/proc/self/status")
+	if !strings.Contains(procStatus, "CapBnd:\t0000000000002000") { // CAP_NET_RAW alone
+		t.Errorf("capabilities:\n%s", grepLines(procStatus, "Cap"))
+	}
+	if !strings.Contains(procStatus, "Seccomp:\t2") {
+		t.Errorf("seccomp not in filter mode:\n%s", grepLines(procStatus, "Seccomp"))
+	}
+	if got := strings.TrimSpace(e.exec(t, id, "hostname")); got != "world" {
+		t.Errorf("hostname = %q, want the pod's", got)
+	}
+	if got := e.exec(t, id, "sh", "-c", "echo $GREETING"); got != "hi\n" {
+		t.Errorf("env GREETING = %q", got)
+	}
+	// The limits are in the container's cgroup on the host.
+	cg := filepath.Join("/sys/fs/cgroup/memory/berth-e2e/world", id, "memory.limit_in_bytes")
+	if b, err := os.ReadFile(cg); err != nil || strings.TrimSpace(string(b)) != fmt.Sprint(64<<20) {
+		t.Errorf("%s = %q, %v; want %d", cg, b, err, 64<<20)
+	}
+	// Resources change live.
+	if _, err := e.d.Runtime.UpdateContainerResources(ctx(t), &runtimeapi.UpdateContainerResourcesRequest{
+		ContainerId: id, Linux: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 128 << 20, CpuShares: 256},
+	}); err != nil {
+		t.Fatalf("UpdateContainerResources: %v", err)
+	}
+	if b, _ := os.ReadFile(cg); strings.TrimSpace(string(b)) != fmt.Sprint(128<<20) {
+		t.Errorf("after update %s = %q, want %d", cg, b, 128<<20)
+	}
+	if st := e.status(t, id); st.GetResources().GetLinux().GetMemoryLimitInBytes() != 128<<20 {
+		t.Errorf("status resources = %v", st.GetResources())
+	}
+}
+
+func TestExitCodesAndReasons(t *testing.T) {
+	e := newContainerEnv(t, "exits")
+	tests := []struct {
+		desc   string
+		cmd    string
+		code   int32
+		reason string
+	}{
+		{"success", "exit 0", 0, "Completed"},
+		{"failure", "exit 3", 3, "Error"},
+		// PID 1 of the container ignores signals it has no handler for: exit with a killed child's status.
+		{"killed by a signal", "sh -c 'kill -9 $$'; exit $?", 137, "Error"},
+	}
+	for _, test := range tests {
+		t.Run(test.desc, func(t *testing.T) {
+			id := e.run(t, strings.ReplaceAll(test.desc, " ", "-"), func(c *runtimeapi.ContainerConfig) { c.Command = []string{"sh", "-c", test.cmd} })
+			st := e.waitExit(t, id)
+			if st.ExitCode != test.code || st.Reason != test.reason || st.FinishedAt < st.StartedAt || st.StartedAt == 0 {
+				t.Errorf("status = code %d reason %q started %d finished %d; want %d %q", st.ExitCode, st.Reason, st.StartedAt, st.FinishedAt, test.code, test.reason)
+			}
+		})
+	}
+}
+
+func TestOneShimPerPodAndCleanRemoval(t *testing.T) {
+	e := newContainerEnv(t, "shim")
+	a := e.run(t, "a", nil)
+	b := e.run(t, "b", nil)
+	shims := 0
+	for _, pid := range processesWith("containerd-shim-runc-v2") {
+		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(cmd), e.d.State) {
+			shims++
+		}
+	}
+	if shims != 1 {
+		t.Errorf("%d shims for a pod with an infra process and two containers, want 1", shims)
+	}
+	// The image is in use: it cannot be removed.
+	if _, err := e.d.Image.RemoveImage(ctx(t), &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: busyboxRef}}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("RemoveImage of an image in use = %v, want FailedPrecondition", err)
+	}
+	// Removing a running container kills it and leaves nothing of it.
+	if _, err := e.d.Runtime.RemoveContainer(ctx(t), &runtimeapi.RemoveContainerRequest{ContainerId: a}); err != nil {
+		t.Fatalf("RemoveContainer(running): %v", err)
+	}
+	if _, err := e.d.Runtime.ContainerStatus(ctx(t), &runtimeapi.ContainerStatusRequest{ContainerId: a}); status.Code(err) != codes.NotFound {
+		t.Errorf("status of a removed container = %v, want NotFound", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.d.State, "containers", a)); !os.IsNotExist(err) {
+		t.Errorf("container state dir left: %v", err)
+	}
+	// Removing the pod removes its other container too, and every process goes.
+	if _, err := e.d.Runtime.RemovePodSandbox(ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: e.pod}); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := e.d.Runtime.ListContainers(ctx(t), &runtimeapi.ListContainersRequest{})
+	if len(list.GetContainers()) != 0 {
+		t.Errorf("containers left after the pod was removed: %v", list.Containers)
+	}
+	if procs := processesWith(b); len(procs) != 0 {
+		t.Errorf("processes of container %s left: %v", b, procs)
+	}
+	if cgs, _ := filepath.Glob("/sys/fs/cgroup/*/berth-e2e/shim"); len(cgs) > 0 {
+		t.Errorf("pod cgroups left: %v", cgs)
+	}
+	assertNoPods(t, e.d)
+}
+
+func TestContainersSurviveABerthdRestart(t *testing.T) {
+	e := newContainerEnv(t, "restart")
+	id := e.run(t, "ticker", func(c *runtimeapi.ContainerConfig) {
+		c.Command = []string{"sh", "-c", "i=0; while true; do i=$((i+1)); echo line$i; sleep 0.02; done"}
+	})
+	exiting := e.run(t, "exiting", func(c *runtimeapi.ContainerConfig) { c.Command = []string{"sh", "-c", "sleep 1; exit 7"} })
+	time.Sleep(300 * time.Millisecond)
+	if err := e.d.Stop(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // "exiting" exits while berthd is away
+	if err := e.d.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.status(t, id); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("running container after restart: %v", st.State)
+	}
+	if st := e.status(t, exiting); st.State != runtimeapi.ContainerState_CONTAINER_EXITED || st.ExitCode != 7 {
+		t.Errorf("container that exited while berthd was away: %v exit %d, want EXITED 7", st.State, st.ExitCode)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if _, err := e.d.Runtime.StopContainer(ctx(t), &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// Every line is in the log once, in order, across the restart.
+	entries := logEntries(t, filepath.Join(e.logDir, "ticker.log"))
+	for i, en := range entries {
+		if en[2] != fmt.Sprintf("line%d", i+1) {
+			t.Fatalf("log entry %d = %q: a line was lost or repeated across the restart", i, en[2])
+		}
+	}
+	if len(entries) < 50 {
+		t.Errorf("only %d lines logged", len(entries))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
