@@ -18,6 +18,7 @@ type Pods interface {
 	PodSandbox(ctx context.Context, id string) (runtime.SandboxView, error)
 	PodSandboxes(ctx context.Context) ([]runtime.SandboxView, error)
 	Handlers() []string
+	HandlerFeatures(handler string) runtime.Features
 }
 
 // RunPodSandbox creates and starts a pod sandbox.

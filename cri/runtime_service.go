@@ -77,11 +77,19 @@ func (s *RuntimeService) Status(ctx context.Context, req *runtimeapi.StatusReque
 	resp := &runtimeapi.StatusResponse{
 		Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{runtimeCond, netCond}},
 	}
-	for _, h := range s.pods.Handlers() {
+	// The default handler is listed twice, as containerd lists it: by its name and as "", the
+	// name a pod that asks for no handler uses (and so the one the kubelet and critest look up).
+	for _, h := range append([]string{""}, s.pods.Handlers()...) {
+		f := s.pods.HandlerFeatures(h)
 		resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtimeapi.RuntimeHandler{
-			Name: h, Features: &runtimeapi.RuntimeHandlerFeatures{},
+			Name: h, Features: &runtimeapi.RuntimeHandlerFeatures{
+				RecursiveReadOnlyMounts: f.RecursiveReadOnlyMounts,
+				UserNamespaces:          f.UserNamespaces,
+			},
 		})
 	}
+	// Merge and Strict are both applied, and ContainerStatus reports the user a container runs as.
+	resp.Features = &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true}
 	if req.GetVerbose() {
 		resp.Info = s.verboseInfo(ctx)
 	}

@@ -105,7 +105,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	gen, err := spec.Generate(spec.Input{
 		ID: id, Config: cfg, Image: img.Config.Config, Settings: r.settings, Passwd: passwd, Group: group, TargetPid: targetPid,
 		Sandbox: spec.Sandbox{ID: sb.ID, Config: pod.Config, NetNS: sb.NetNS, IPC: sb.IPC, UTS: sb.UTS,
-			InfraPid: pod.InfraPid, Dir: sb.Dir, Hostname: podHostname(pod.Config)},
+			InfraPid: pod.InfraPid, Dir: sb.Dir, Shm: podShm(sb), Hostname: podHostname(pod.Config)},
 	})
 	if err != nil {
 		return "", err

@@ -109,6 +109,12 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	if err := writePodFiles(sb.Dir, cfg, hostname, ip); err != nil {
 		return "", err
 	}
+	if !hostIPC {
+		if _, err := mountPodShm(sb.Dir); err != nil {
+			return "", fmt.Errorf("pod %s: %w", name, err)
+		}
+		undo = append(undo, func(context.Context) error { return unmountPodShm(sb.Dir) })
+	}
 	if sharesPID(cfg) {
 		pid, err := r.startInfra(ctx, sb)
 		undo = append(undo, func(ctx context.Context) error { return r.stopInfra(ctx, id) })
@@ -148,7 +154,7 @@ func validateSandboxConfig(cfg *runtimeapi.PodSandboxConfig) error {
 	if strings.ContainsAny(md.GetName()+md.GetNamespace()+md.GetUid(), "/\x00") {
 		return fmt.Errorf("config.metadata: name, namespace and uid must not contain '/': %w", errdefs.ErrInvalidArgument)
 	}
-	return nil
+	return validateUserns(cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions())
 }
 
 // podHostname is the hostname the pod's containers see: the configured one, else (and always

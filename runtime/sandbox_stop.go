@@ -53,6 +53,9 @@ func (r *Runtime) stopLocked(ctx context.Context, sb *Sandbox) error {
 	if err := namespace.Unpin(filepath.Join(sb.Dir, "ns")); err != nil {
 		return fmt.Errorf("pod sandbox %s: %w", sb.ID, err)
 	}
+	if err := unmountPodShm(sb.Dir); err != nil {
+		return fmt.Errorf("pod sandbox %s: %w", sb.ID, err)
+	}
 	if sb.State == SandboxNotReady {
 		return nil
 	}

@@ -64,16 +64,23 @@ func withPodFiles(in Input) oci.SpecOpts {
 	}
 }
 
-// withShm gives the container the pod's /dev/shm: the node's when the pod shares the node's IPC
-// namespace; else the default (a tmpfs of its own).
+// withShm gives the container the pod's /dev/shm: the tmpfs its containers share, or the node's
+// when the pod uses the node's IPC namespace.
 func withShm(in Input) oci.SpecOpts {
 	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
-		if in.Sandbox.IPC != "" || configMounted(in, "/dev/shm") {
+		if configMounted(in, "/dev/shm") {
 			return nil
+		}
+		src := in.Sandbox.Shm
+		if in.Sandbox.IPC == "" {
+			src = "/dev/shm"
+		}
+		if src == "" {
+			return nil // no pod tmpfs (a spec made without a pod): the container's own
 		}
 		for i, m := range s.Mounts {
 			if m.Destination == "/dev/shm" {
-				s.Mounts[i] = specs.Mount{Source: "/dev/shm", Destination: "/dev/shm", Type: "bind", Options: []string{"rbind", "rprivate", "rw"}}
+				s.Mounts[i] = specs.Mount{Source: src, Destination: "/dev/shm", Type: "bind", Options: []string{"rbind", "rprivate", "rw"}}
 			}
 		}
 		return nil

@@ -32,6 +32,9 @@ type Sandbox struct {
 	InfraPid uint32
 	// Dir holds the pod's resolv.conf, hosts and hostname files.
 	Dir string
+	// Shm is the tmpfs the pod's containers share as /dev/shm; empty when the pod uses the
+	// node's IPC namespace (and so the node's /dev/shm).
+	Shm string
 	// Hostname is the pod's hostname.
 	Hostname string
 }

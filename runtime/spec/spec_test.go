@@ -35,7 +35,7 @@ func baseInput() Input {
 		},
 		Sandbox: Sandbox{ID: "pod1", Config: &runtimeapi.PodSandboxConfig{Linux: &runtimeapi.LinuxPodSandboxConfig{CgroupParent: "/kubepods/pod1"}},
 			NetNS: "/run/berth/pods/pod1/ns/net", IPC: "/run/berth/pods/pod1/ns/ipc", UTS: "/run/berth/pods/pod1/ns/uts",
-			Dir: "/run/berth/pods/pod1", Hostname: "web", InfraPid: 77},
+			Dir: "/run/berth/pods/pod1", Shm: "/run/berth/pods/pod1/shm", Hostname: "web", InfraPid: 77},
 		Image:    ocispec.ImageConfig{Entrypoint: []string{"/entry"}, Cmd: []string{"arg0"}, Env: []string{"PATH=/bin", "A=image"}, WorkingDir: "/work"},
 		Settings: Settings{CgroupDriver: "cgroupfs", Capabilities: heldCaps, MinOOMScoreAdj: 0, Host: fakeHost{"private"}},
 		Passwd:   []byte(passwd), Group: []byte(group),
@@ -217,6 +217,12 @@ func TestNamespaces(t *testing.T) {
 	}
 	if !slices.ContainsFunc(r.Spec.Mounts, func(m specs.Mount) bool { return m.Destination == "/dev/shm" && m.Source == "/dev/shm" }) {
 		t.Error("host-IPC container does not get the node's /dev/shm")
+	}
+	r = mustGenerate(t, func(*Input) {})
+	if !slices.ContainsFunc(r.Spec.Mounts, func(m specs.Mount) bool {
+		return m.Destination == "/dev/shm" && m.Source == "/run/berth/pods/pod1/shm" && m.Type == "bind"
+	}) {
+		t.Error("container does not share its pod's /dev/shm")
 	}
 }
 

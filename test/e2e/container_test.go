@@ -331,6 +331,31 @@ func TestOneShimPerPodAndCleanRemoval(t *testing.T) {
 	assertNoPods(t, e.d)
 }
 
+// The containers of a pod share one /dev/shm (a tmpfs of the pod's, as System V IPC is shared
+// through the pod's IPC namespace), and the tmpfs goes with the pod.
+func TestContainersShareThePodsShm(t *testing.T) {
+	e := newContainerEnv(t, "shm")
+	a := e.run(t, "a", nil)
+	b := e.run(t, "b", nil)
+	e.exec(t, a, "sh", "-c", "echo from-a > /dev/shm/note")
+	if got := e.exec(t, b, "cat", "/dev/shm/note"); got != "from-a\n" {
+		t.Errorf("b reads %q from /dev/shm, want what a wrote", got)
+	}
+	if got := e.exec(t, b, "sh", "-c", "grep ' /dev/shm ' /proc/mounts"); !strings.Contains(got, "tmpfs") || !strings.Contains(got, "size=65536k") {
+		t.Errorf("/dev/shm in the container: %q, want the pod's 64 MiB tmpfs", got)
+	}
+	if _, err := e.d.Runtime.RemovePodSandbox(ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: e.pod}); err != nil {
+		t.Fatal(err)
+	}
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := grepLines(string(mounts), e.d.State); left != "" {
+		t.Errorf("mounts under berthd's state left after the pod was removed:\n%s", left)
+	}
+}
+
 func TestContainersSurviveABerthdRestart(t *testing.T) {
 	e := newContainerEnv(t, "restart")
 	id := e.run(t, "ticker", func(c *runtimeapi.ContainerConfig) {

@@ -89,6 +89,19 @@ func TestVersionStatusRuntimeConfig(t *testing.T) {
 	if c := condition(t, resp, runtimeapi.RuntimeReady); !c.Status {
 		t.Errorf("RuntimeReady = false: %s: %s", c.Reason, c.Message)
 	}
+	// The default handler is there by name and as "", with the features this kernel gives.
+	handlers := map[string]*runtimeapi.RuntimeHandlerFeatures{}
+	for _, h := range resp.RuntimeHandlers {
+		handlers[h.Name] = h.Features
+	}
+	for _, name := range []string{"", "runc"} {
+		if f, ok := handlers[name]; !ok || !f.GetRecursiveReadOnlyMounts() || f.GetUserNamespaces() {
+			t.Errorf("runtime handler %q: %v (listed %v), want recursive read-only mounts and no user namespaces", name, f, ok)
+		}
+	}
+	if !resp.GetFeatures().GetSupplementalGroupsPolicy() {
+		t.Error("Status features: no SupplementalGroupsPolicy")
+	}
 	var versions map[string]string
 	if err := json.Unmarshal([]byte(resp.Info["versions"]), &versions); err != nil {
 		t.Fatalf("verbose Status info[versions] = %q: %v", resp.Info["versions"], err)
