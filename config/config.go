@@ -49,6 +49,9 @@ type Config struct {
 	// StreamAddress is the host:port of the streaming server (exec, attach, port-forward).
 	// Port 0 picks a free port at start.
 	StreamAddress string `toml:"stream-address" json:"stream-address"`
+	// StreamTLSCertFile and StreamTLSKeyFile, both or neither, make the streaming server HTTPS.
+	StreamTLSCertFile string `toml:"stream-tls-cert-file" json:"stream-tls-cert-file"`
+	StreamTLSKeyFile  string `toml:"stream-tls-key-file" json:"stream-tls-key-file"`
 	// MetricsAddress is the host:port of the Prometheus endpoint; empty disables it.
 	MetricsAddress string `toml:"metrics-address" json:"metrics-address"`
 	// CgroupDriver is auto, cgroupfs or systemd.
@@ -127,6 +130,9 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.StreamAddress); err != nil {
 		return fmt.Errorf("stream-address: %q is not host:port: %v", c.StreamAddress, err)
+	}
+	if (c.StreamTLSCertFile == "") != (c.StreamTLSKeyFile == "") {
+		return errors.New("stream-tls-cert-file and stream-tls-key-file: give both or neither")
 	}
 	if c.MetricsAddress != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddress); err != nil {

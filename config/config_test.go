@@ -70,6 +70,7 @@ log-level = "debug"
 		{desc: "relative root", args: []string{"--config", file, "--root", "var/lib"}, wantErr: "root: \"var/lib\" is not an absolute path"},
 		{desc: "empty listen", args: []string{"--config", file, "--listen", ""}, wantErr: "listen: must not be empty"},
 		{desc: "bad stream address", args: []string{"--config", file, "--stream-address", "nope"}, wantErr: "stream-address"},
+		{desc: "stream TLS cert without key", args: []string{"--config", file, "--stream-tls-cert-file", "/etc/berth/stream.crt"}, wantErr: "stream-tls-key-file"},
 		{desc: "bad metrics address", args: []string{"--config", file, "--metrics-address", "1.2.3.4"}, wantErr: "metrics-address"},
 		{
 			desc: "duration from file and flag",

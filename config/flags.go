@@ -62,6 +62,8 @@ func NewFlagSet(cfg *Config, output io.Writer) *flag.FlagSet {
 	fs.Var((*listValue)(&cfg.CNIBinDirs), "cni-bin-dirs", "comma-separated directories of CNI plugins")
 	fs.Var((*stringValue)(&cfg.RegistryConfigDir), "registry-config-dir", "directory of registry hosts.toml files")
 	fs.Var((*stringValue)(&cfg.StreamAddress), "stream-address", "host:port of the streaming server (port 0: any free port)")
+	fs.Var((*stringValue)(&cfg.StreamTLSCertFile), "stream-tls-cert-file", "certificate (PEM) of the streaming server: serves HTTPS")
+	fs.Var((*stringValue)(&cfg.StreamTLSKeyFile), "stream-tls-key-file", "private key (PEM) of the streaming server's certificate")
 	fs.Var((*stringValue)(&cfg.MetricsAddress), "metrics-address", "host:port of the Prometheus endpoint (empty: off)")
 	fs.Var((*stringValue)(&cfg.CgroupDriver), "cgroup-driver", "auto, cgroupfs or systemd")
 	fs.Var(&cfg.ImagePullProgressTimeout, "image-pull-progress-timeout", "cancel an image pull that receives nothing for this long")

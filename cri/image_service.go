@@ -138,3 +138,8 @@ func toCRIImage(img *image.Image) *runtimeapi.Image {
 func invalid(format string, args ...any) error {
 	return toStatus(fmt.Errorf(format+": %w", append(args, errdefs.ErrInvalidArgument)...))
 }
+
+// failedPrecondition is a FailedPrecondition error; msg names the object and its state.
+func failedPrecondition(format string, args ...any) error {
+	return toStatus(fmt.Errorf(format+": %w", append(args, errdefs.ErrFailedPrecondition)...))
+}

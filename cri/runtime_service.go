@@ -43,12 +43,14 @@ type RuntimeService struct {
 	network    NetworkStatus
 	pods       Pods
 	containers Containers
+	streams    Streams
 	opts       RuntimeOptions
 }
 
-// NewRuntimeService returns the RuntimeService over engine, network, pods and containers.
-func NewRuntimeService(engine Engine, network NetworkStatus, pods Pods, containers Containers, opts RuntimeOptions) *RuntimeService {
-	return &RuntimeService{engine: engine, network: network, pods: pods, containers: containers, opts: opts}
+// NewRuntimeService returns the RuntimeService over engine, network, pods, containers and the
+// streaming server.
+func NewRuntimeService(engine Engine, network NetworkStatus, pods Pods, containers Containers, streams Streams, opts RuntimeOptions) *RuntimeService {
+	return &RuntimeService{engine: engine, network: network, pods: pods, containers: containers, streams: streams, opts: opts}
 }
 
 // Version returns the runtime's name and versions. The request's version field is the kubelet's

@@ -68,6 +68,8 @@ type Container struct {
 	// exited and its state was saved.
 	log    *logs.File
 	exited chan struct{}
+	// io is a started container's stdio, for Attach.
+	io *stdio
 	// removed is set once the container is removed.
 	removed bool
 

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -121,24 +122,33 @@ func (r *Runtime) startTask(ctx context.Context, c *Container, fifos *cio.FIFOSe
 	return task, exitCh, copied, startedAt, nil
 }
 
-// copyOutput copies the container's stdout and stderr into its log file until they close.
+// copyOutput copies the container's stdout and stderr into its log file until they close, and
+// to the clients attached on the way; the container's stdio is recorded for Attach.
 func (r *Runtime) copyOutput(c *Container, dio *cio.DirectIO, logFile *logs.File) *sync.WaitGroup {
+	sio := &stdio{}
+	if dio.Stdin != nil {
+		sio.stdin = dio.Stdin
+	}
+	c.io = sio
 	var wg sync.WaitGroup
 	for _, s := range []struct {
 		name string
-		pipe interface{ Read([]byte) (int, error) }
-	}{{logs.Stdout, dio.Stdout}, {logs.Stderr, dio.Stderr}} {
+		pipe io.Reader
+		out  *fanout
+	}{{logs.Stdout, dio.Stdout, &sio.stdout}, {logs.Stderr, dio.Stderr, &sio.stderr}} {
 		if s.pipe == nil {
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer s.out.close()
+			tee := io.TeeReader(s.pipe, s.out)
 			var err error
 			if logFile != nil {
-				err = logFile.Copy(s.name, s.pipe, logs.DefaultMaxLine)
+				err = logFile.Copy(s.name, tee, logs.DefaultMaxLine)
 			} else {
-				_, err = discard(s.pipe)
+				_, err = discard(tee)
 			}
 			if err != nil {
 				r.log.Warn("container output lost", "container", c.ID, "stream", s.name, "error", err)
@@ -211,6 +221,9 @@ func (r *Runtime) monitor(c *Container, task containerd.Task, exitCh <-chan cont
 	}
 	if c.log != nil {
 		c.log.Close()
+	}
+	if c.io != nil {
+		c.io.closeStdin()
 	}
 	close(c.exited)
 }

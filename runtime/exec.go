@@ -35,37 +35,10 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	if len(cmd) == 0 {
 		return nil, fmt.Errorf("cmd: empty: %w", errdefs.ErrInvalidArgument)
 	}
-	if err := r.waitLoaded(ctx); err != nil {
-		return nil, err
-	}
-	c, err := r.containers.get(id)
-	if err != nil {
-		return nil, err
-	}
-	if c.view().State.State != ContainerRunning {
-		return nil, fmt.Errorf("container %s is not running: %w", c.ID, errdefs.ErrFailedPrecondition)
-	}
-	container, err := r.client.LoadContainer(ctx, c.ID)
-	if err != nil {
-		return nil, err
-	}
-	spec, err := container.Spec(ctx)
-	if err != nil {
-		return nil, err
-	}
-	task, err := container.Task(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("container %s is not running: %v: %w", c.ID, err, errdefs.ErrFailedPrecondition)
-	}
-	pspec := *spec.Process
-	pspec.Args, pspec.Terminal = cmd, false
-
 	stdout, stderr := &cappedBuffer{limit: ExecOutputCap}, &cappedBuffer{limit: ExecOutputCap}
-	execID := newID()[:32]
-	creator := cio.NewCreator(cio.WithStreams(nil, stdout, stderr), cio.WithFIFODir(filepath.Join(r.containerDir(c.ID), "exec")))
-	process, err := task.Exec(ctx, execID, &pspec, creator)
+	c, process, err := r.newExec(ctx, id, cmd, false, cio.WithStreams(nil, stdout, stderr))
 	if err != nil {
-		return nil, fmt.Errorf("exec in container %s: %w", c.ID, err)
+		return nil, err
 	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -102,6 +75,44 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 		r.killExec(process, exitCh)
 		return nil, fmt.Errorf("command %q: %w", strings.Join(cmd, " "), ctx.Err())
 	}
+}
+
+// newExec makes (but does not start) a process running cmd in a running container, as the
+// container's own process runs (user, environment, capabilities, working directory).
+func (r *Runtime) newExec(ctx context.Context, id string, cmd []string, tty bool, streams cio.Opt) (*Container, containerd.Process, error) {
+	if err := r.waitLoaded(ctx); err != nil {
+		return nil, nil, err
+	}
+	c, err := r.containers.get(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.view().State.State != ContainerRunning {
+		return nil, nil, fmt.Errorf("container %s is not running: %w", c.ID, errdefs.ErrFailedPrecondition)
+	}
+	container, err := r.client.LoadContainer(ctx, c.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	spec, err := container.Spec(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	task, err := container.Task(ctx, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("container %s is not running: %v: %w", c.ID, err, errdefs.ErrFailedPrecondition)
+	}
+	pspec := *spec.Process
+	pspec.Args, pspec.Terminal = cmd, tty
+	opts := []cio.Opt{streams, cio.WithFIFODir(filepath.Join(r.containerDir(c.ID), "exec"))}
+	if tty {
+		opts = append(opts, cio.WithTerminal)
+	}
+	process, err := task.Exec(ctx, newID()[:32], &pspec, cio.NewCreator(opts...))
+	if err != nil {
+		return nil, nil, fmt.Errorf("exec in container %s: %w", c.ID, err)
+	}
+	return c, process, nil
 }
 
 // killExec kills a timed-out exec process and waits (briefly) until it is gone, so that nothing

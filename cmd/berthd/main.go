@@ -25,6 +25,7 @@ import (
 	"github.com/berth-runtime/berth/engine"
 	"github.com/berth-runtime/berth/image"
 	"github.com/berth-runtime/berth/runtime"
+	"github.com/berth-runtime/berth/runtime/streaming"
 	"github.com/berth-runtime/berth/version"
 )
 
@@ -107,7 +108,14 @@ func run(cfg config.Config, log *slog.Logger) error {
 	loadCtx, stopLoading := context.WithCancel(context.Background())
 	defer stopLoading()
 	rt.LoadInBackground(loadCtx)
-	rs := cri.NewRuntimeService(rt, network, rt, rt, cri.RuntimeOptions{
+	streams, err := streaming.New(streaming.Options{
+		Address: cfg.StreamAddress, TLSCertFile: cfg.StreamTLSCertFile, TLSKeyFile: cfg.StreamTLSKeyFile,
+	}, rt)
+	if err != nil {
+		return err
+	}
+	defer streams.Close()
+	rs := cri.NewRuntimeService(rt, network, rt, rt, streams, cri.RuntimeOptions{
 		CgroupDriver: runtime.CgroupDriver(cfg.CgroupDriver),
 		Config:       cfg,
 	})
@@ -115,6 +123,12 @@ func run(cfg config.Config, log *slog.Logger) error {
 
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(l) }()
+	go func() {
+		if err := streams.Serve(); err != nil {
+			errc <- fmt.Errorf("streaming server: %w", err)
+		}
+	}()
+	log.Info("serving streams (exec, attach, port-forward)", "address", streams.Address())
 
 	if cfg.MetricsAddress != "" {
 		ml, err := net.Listen("tcp", cfg.MetricsAddress)

@@ -1,0 +1,78 @@
+// Package streaming serves the CRI streaming endpoints (exec, attach, port-forward) with
+// k8s.io/kubelet's CRI streaming server: Exec, Attach and PortForward calls hand out one-time
+// URLs on it, and the kubelet (or crictl) connects to them with SPDY or WebSockets.
+package streaming
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+
+	kubestreaming "k8s.io/kubelet/pkg/cri/streaming"
+)
+
+// Options configure the server.
+type Options struct {
+	// Address is host:port to listen on; port 0 picks a free port.
+	Address string
+	// TLSCertFile and TLSKeyFile, both or neither, serve HTTPS.
+	TLSCertFile, TLSKeyFile string
+}
+
+// Server is the streaming server, listening from New on.
+type Server struct {
+	kubestreaming.Server
+	listener net.Listener
+	http     *http.Server
+}
+
+// New listens on opts.Address and returns a server whose URLs name the address it got.
+func New(opts Options, rt kubestreaming.Runtime) (*Server, error) {
+	if (opts.TLSCertFile == "") != (opts.TLSKeyFile == "") {
+		return nil, errors.New("stream-tls-cert-file and stream-tls-key-file go together")
+	}
+	cfg := kubestreaming.DefaultConfig
+	cfg.Addr = opts.Address
+	l, err := net.Listen("tcp", opts.Address)
+	if err != nil {
+		return nil, fmt.Errorf("streaming server: %w", err)
+	}
+	scheme := "http"
+	if opts.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(opts.TLSCertFile, opts.TLSKeyFile)
+		if err != nil {
+			l.Close()
+			return nil, fmt.Errorf("streaming server TLS: %w", err)
+		}
+		cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		l = tls.NewListener(l, cfg.TLSConfig)
+		scheme = "https"
+	}
+	// The URLs carry the address actually bound (port 0 becomes the one the kernel chose).
+	cfg.BaseURL = &url.URL{Scheme: scheme, Host: l.Addr().String()}
+	s, err := kubestreaming.NewServer(cfg, rt)
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	// No read or write timeouts: a stream lives as long as the exec or attach does; idle
+	// streams are closed by the library (StreamIdleTimeout).
+	return &Server{Server: s, listener: l, http: &http.Server{Handler: s, ReadHeaderTimeout: cfg.StreamCreationTimeout}}, nil
+}
+
+// Address is where the server listens.
+func (s *Server) Address() string { return s.listener.Addr().String() }
+
+// Serve serves until Close; it returns nil after Close.
+func (s *Server) Serve() error {
+	if err := s.http.Serve(s.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Close stops the server and every stream under way.
+func (s *Server) Close() error { return s.http.Close() }
