@@ -19,8 +19,13 @@ import (
 // ends with TruncatedMarker.
 const ExecOutputCap = 16 << 20
 
-// TruncatedMarker ends the output of an ExecSync stream that went over ExecOutputCap.
-const TruncatedMarker = "\n[output truncated by berth: over 16 MiB]\n"
+// ExecResultBudget is the most stdout and stderr together can take in an ExecSync answer: the
+// kubelet's CRI client refuses messages over 16 MiB, so the answer must fit in one with room
+// for the rest of it. When both streams together are over, the larger one is cut further.
+const ExecResultBudget = 16<<20 - 4<<10
+
+// TruncatedMarker ends the output of an ExecSync stream that was cut.
+const TruncatedMarker = "\n[output truncated by berth]\n"
 
 // ExecResult is what an ExecSync gave.
 type ExecResult struct {
@@ -67,7 +72,8 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 		}
 		// The process has exited; its output is complete once the pipes are drained.
 		process.IO().Wait()
-		return &ExecResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: int32(code)}, nil
+		out, errOut := fitBudget(stdout.Bytes(), stderr.Bytes(), ExecResultBudget)
+		return &ExecResult{Stdout: out, Stderr: errOut, ExitCode: int32(code)}, nil
 	case <-deadline:
 		r.killExec(process, exitCh)
 		return nil, fmt.Errorf("command %q timed out after %s: %w", strings.Join(cmd, " "), timeout, context.DeadlineExceeded)
@@ -159,4 +165,27 @@ func (b *cappedBuffer) Bytes() []byte {
 		out = append(out, TruncatedMarker...)
 	}
 	return out
+}
+
+// fitBudget cuts two outputs so that together they take at most budget bytes: the smaller keeps
+// up to half, the larger the rest; a cut output ends with TruncatedMarker.
+func fitBudget(a, b []byte, budget int) ([]byte, []byte) {
+	if len(a)+len(b) <= budget {
+		return a, b
+	}
+	if len(a) <= len(b) {
+		a = cut(a, min(len(a), budget/2))
+		return a, cut(b, budget-len(a))
+	}
+	b = cut(b, min(len(b), budget/2))
+	return cut(a, budget-len(b)), b
+}
+
+// cut shortens out to n bytes, the last of them TruncatedMarker; out already n or shorter is kept.
+func cut(out []byte, n int) []byte {
+	if len(out) <= n {
+		return out
+	}
+	keep := max(n-len(TruncatedMarker), 0)
+	return append(out[:keep:keep], TruncatedMarker...) // a full slice: append copies
 }

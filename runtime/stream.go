@@ -28,12 +28,24 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, in io.Reade
 	if len(cmd) == 0 {
 		return fmt.Errorf("cmd: empty: %w", errdefs.ErrInvalidArgument)
 	}
-	var stdout, stderr io.Writer
+	// The runc shim wants every stream of a process without a terminal: the ones the client
+	// did not ask for are discarded.
+	var stdout, stderr io.Writer = io.Discard, io.Discard
 	if out != nil {
 		stdout = out
 	}
-	if errOut != nil && !tty {
+	if errOut != nil {
 		stderr = errOut
+	}
+	if tty {
+		stderr = nil
+	}
+	// The shim holds the stdin pipe open itself: the end of the client's input has to be told
+	// to it (CloseIO), or the command never reads end-of-file.
+	var stdinEnded chan struct{}
+	if in != nil {
+		stdinEnded = make(chan struct{})
+		in = &eofNotifier{r: in, eof: stdinEnded}
 	}
 	c, process, err := r.newExec(ctx, id, cmd, tty, cio.WithStreams(in, stdout, stderr))
 	if err != nil {
@@ -53,6 +65,17 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, in io.Reade
 	}
 	stopResize := forwardResize(resize, process.Resize)
 	defer stopResize()
+	if stdinEnded != nil {
+		go func() {
+			select {
+			case <-stdinEnded:
+				if err := process.CloseIO(context.WithoutCancel(ctx), containerd.WithStdinCloser); err != nil && !errdefs.IsNotFound(err) {
+					r.log.Debug("cannot close an exec's stdin", "container", c.ID, "error", err)
+				}
+			case <-ctx.Done():
+			}
+		}()
+	}
 	select {
 	case st := <-exitCh:
 		code, _, err := st.Result()
@@ -126,6 +149,9 @@ func (r *Runtime) Attach(ctx context.Context, id string, in io.Reader, out, errO
 			_, err := io.Copy(writerFunc(sio.writeStdin), in)
 			if err == nil && c.Config.GetStdinOnce() {
 				sio.closeStdin()
+				if task, err := r.task(context.WithoutCancel(ctx), c.ID); err == nil {
+					task.CloseIO(context.WithoutCancel(ctx), containerd.WithStdinCloser)
+				}
 			}
 			finish()
 		}()
@@ -239,6 +265,21 @@ func writerOrNil(w io.WriteCloser) io.Writer {
 		return nil
 	}
 	return w
+}
+
+// eofNotifier closes eof when its reader reaches the end (or fails).
+type eofNotifier struct {
+	r    io.Reader
+	eof  chan struct{}
+	once sync.Once
+}
+
+func (e *eofNotifier) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil {
+		e.once.Do(func() { close(e.eof) })
+	}
+	return n, err
 }
 
 type writerFunc func([]byte) (int, error)

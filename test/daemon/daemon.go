@@ -136,6 +136,8 @@ func (d *Daemon) Run(extra ...string) error {
 		bc.BaseDelay, bc.MaxDelay = 10*time.Millisecond, 200*time.Millisecond
 		conn, err := grpc.NewClient("unix://"+d.Socket,
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			// The kubelet's CRI client limit (k8s.io/cri-client): what berthd must fit in.
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20), grpc.MaxCallSendMsgSize(16<<20)),
 			grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: time.Second}))
 		if err != nil {
 			return err
