@@ -130,5 +130,6 @@ func (r *Runtime) removeContainer(ctx context.Context, c *Container) error {
 	}
 	c.removed = true
 	r.containers.remove(c)
+	r.stats.forget(c.ID)
 	return nil
 }

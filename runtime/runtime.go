@@ -47,6 +47,7 @@ type Options struct {
 // Images is what the runtime needs of the image service.
 type Images interface {
 	Get(ctx context.Context, ref string) (*image.Image, error)
+	FsInfo(ctx context.Context) (image.FsUsage, error)
 }
 
 // DefaultHandler is the runtime handler a pod gets when it names none.
@@ -67,6 +68,7 @@ type Runtime struct {
 
 	pauseBinary  string
 	cgroupDriver string
+	stats        statsCache
 	// loaded is closed once Load has rebuilt the state; pod calls wait for it.
 	loaded chan struct{}
 }

@@ -125,5 +125,6 @@ func (r *Runtime) RemovePodSandbox(ctx context.Context, id string) error {
 	}
 	sb.removed = true
 	r.sandboxes.remove(sb)
+	r.stats.forget("pod:" + sb.ID)
 	return nil
 }

@@ -115,7 +115,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer streams.Close()
-	rs := cri.NewRuntimeService(rt, network, rt, rt, streams, cri.RuntimeOptions{
+	rs := cri.NewRuntimeService(rt, network, rt, rt, rt, streams, cri.RuntimeOptions{
 		CgroupDriver: runtime.CgroupDriver(cfg.CgroupDriver),
 		Config:       cfg,
 	})

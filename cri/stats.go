@@ -1,0 +1,126 @@
+package cri
+
+import (
+	"context"
+	"strings"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Stats reads the resource usage of containers and pods.
+type Stats interface {
+	ContainerStats(ctx context.Context, id string) (*runtimeapi.ContainerStats, error)
+	ListContainerStats(ctx context.Context) ([]*runtimeapi.ContainerStats, error)
+	PodSandboxStats(ctx context.Context, id string) (*runtimeapi.PodSandboxStats, error)
+	ListPodSandboxStats(ctx context.Context) ([]*runtimeapi.PodSandboxStats, error)
+}
+
+// ContainerStats returns one container's resource usage.
+func (s *RuntimeService) ContainerStats(ctx context.Context, req *runtimeapi.ContainerStatsRequest) (*runtimeapi.ContainerStatsResponse, error) {
+	if req.GetContainerId() == "" {
+		return nil, invalid("container_id: empty")
+	}
+	st, err := s.stats.ContainerStats(ctx, req.GetContainerId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &runtimeapi.ContainerStatsResponse{Stats: st}, nil
+}
+
+// ListContainerStats returns the resource usage of the containers the filter selects (by id or
+// its prefix, pod and labels).
+func (s *RuntimeService) ListContainerStats(ctx context.Context, req *runtimeapi.ListContainerStatsRequest) (*runtimeapi.ListContainerStatsResponse, error) {
+	f := req.GetFilter()
+	var all []*runtimeapi.ContainerStats
+	if f.GetId() != "" && !isIDPrefix(f.GetId()) {
+		st, err := s.stats.ContainerStats(ctx, f.GetId())
+		if err != nil {
+			return &runtimeapi.ListContainerStatsResponse{}, nil // a filter that matches nothing
+		}
+		all = []*runtimeapi.ContainerStats{st}
+	} else {
+		var err error
+		if all, err = s.listContainerStats(ctx, f); err != nil {
+			return nil, toStatus(err)
+		}
+	}
+	resp := &runtimeapi.ListContainerStatsResponse{}
+	for _, st := range all {
+		if f.GetId() != "" && !strings.HasPrefix(st.GetAttributes().GetId(), f.GetId()) {
+			continue
+		}
+		if !labelsMatch(st.GetAttributes().GetLabels(), f.GetLabelSelector()) {
+			continue
+		}
+		resp.Stats = append(resp.Stats, st)
+	}
+	return resp, nil
+}
+
+// listContainerStats reads the stats of the pod's containers when the filter names a pod, else
+// of all.
+func (s *RuntimeService) listContainerStats(ctx context.Context, f *runtimeapi.ContainerStatsFilter) ([]*runtimeapi.ContainerStats, error) {
+	if f.GetPodSandboxId() == "" {
+		return s.stats.ListContainerStats(ctx)
+	}
+	views, err := s.containers.Containers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*runtimeapi.ContainerStats
+	for _, v := range views {
+		if !strings.HasPrefix(v.SandboxID, f.GetPodSandboxId()) {
+			continue
+		}
+		if st, err := s.stats.ContainerStats(ctx, v.ID); err == nil {
+			out = append(out, st)
+		}
+	}
+	return out, nil
+}
+
+// PodSandboxStats returns one pod's resource usage.
+func (s *RuntimeService) PodSandboxStats(ctx context.Context, req *runtimeapi.PodSandboxStatsRequest) (*runtimeapi.PodSandboxStatsResponse, error) {
+	if req.GetPodSandboxId() == "" {
+		return nil, invalid("pod_sandbox_id: empty")
+	}
+	st, err := s.stats.PodSandboxStats(ctx, req.GetPodSandboxId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &runtimeapi.PodSandboxStatsResponse{Stats: st}, nil
+}
+
+// ListPodSandboxStats returns the resource usage of the pods the filter selects (by id or its
+// prefix, and labels).
+func (s *RuntimeService) ListPodSandboxStats(ctx context.Context, req *runtimeapi.ListPodSandboxStatsRequest) (*runtimeapi.ListPodSandboxStatsResponse, error) {
+	f := req.GetFilter()
+	var all []*runtimeapi.PodSandboxStats
+	if f.GetId() != "" && !isIDPrefix(f.GetId()) {
+		st, err := s.stats.PodSandboxStats(ctx, f.GetId())
+		if err != nil {
+			return &runtimeapi.ListPodSandboxStatsResponse{}, nil
+		}
+		all = []*runtimeapi.PodSandboxStats{st}
+	} else {
+		var err error
+		if all, err = s.stats.ListPodSandboxStats(ctx); err != nil {
+			return nil, toStatus(err)
+		}
+	}
+	resp := &runtimeapi.ListPodSandboxStatsResponse{}
+	for _, st := range all {
+		if f.GetId() != "" && !strings.HasPrefix(st.GetAttributes().GetId(), f.GetId()) {
+			continue
+		}
+		if !labelsMatch(st.GetAttributes().GetLabels(), f.GetLabelSelector()) {
+			continue
+		}
+		resp.Stats = append(resp.Stats, st)
+	}
+	return resp, nil
+}
+
+// isIDPrefix reports whether id is shorter than a full berth id (64 hex digits): a prefix to
+// match rather than an id to look up.
+func isIDPrefix(id string) bool { return len(id) < 64 }

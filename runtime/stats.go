@@ -1,0 +1,273 @@
+package runtime
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/runtime/spec"
+)
+
+// layerUsageFor is how long a container's writable layer usage is reused: measuring it walks
+// the layer, and the kubelet asks for stats every few seconds.
+const layerUsageFor = 10 * time.Second
+
+// statsCache keeps what stats computes from more than one reading: the last CPU reading per
+// cgroup (for nano-cores) and recent writable layer usage per container.
+type statsCache struct {
+	mu     sync.Mutex
+	cpu    map[string]cpuReading
+	layers map[string]layerReading
+}
+
+type cpuReading struct {
+	at    time.Time
+	nanos uint64
+}
+
+type layerReading struct {
+	at            time.Time
+	bytes, inodes uint64
+}
+
+// nanoCores is the CPU used since the last reading of key, in billionths of a core; nil on the
+// first reading.
+func (s *statsCache) nanoCores(key string, at time.Time, nanos uint64) *runtimeapi.UInt64Value {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cpu == nil {
+		s.cpu = map[string]cpuReading{}
+	}
+	prev, ok := s.cpu[key]
+	s.cpu[key] = cpuReading{at, nanos}
+	if !ok || !at.After(prev.at) || nanos < prev.nanos {
+		return nil
+	}
+	return &runtimeapi.UInt64Value{Value: uint64(float64(nanos-prev.nanos) / float64(at.Sub(prev.at).Nanoseconds()) * 1e9)}
+}
+
+// forget drops what is kept of a removed container or pod.
+func (s *statsCache) forget(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.cpu, key)
+	delete(s.layers, key)
+}
+
+// ContainerStats returns the resource usage of a container.
+func (r *Runtime) ContainerStats(ctx context.Context, id string) (*runtimeapi.ContainerStats, error) {
+	if err := r.waitLoaded(ctx); err != nil {
+		return nil, err
+	}
+	c, err := r.containers.get(id)
+	if err != nil {
+		return nil, err
+	}
+	return r.containerStats(ctx, c.view()), nil
+}
+
+// ListContainerStats returns the resource usage of every container.
+func (r *Runtime) ListContainerStats(ctx context.Context) ([]*runtimeapi.ContainerStats, error) {
+	views, err := r.Containers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*runtimeapi.ContainerStats, 0, len(views))
+	for _, v := range views {
+		out = append(out, r.containerStats(ctx, v))
+	}
+	return out, nil
+}
+
+// containerStats reads a container's usage: CPU and memory from its cgroup while it runs, its
+// writable layer always.
+func (r *Runtime) containerStats(ctx context.Context, v ContainerView) *runtimeapi.ContainerStats {
+	st := &runtimeapi.ContainerStats{
+		Attributes: &runtimeapi.ContainerAttributes{
+			Id: v.ID, Metadata: v.Config.GetMetadata(), Labels: v.Config.GetLabels(), Annotations: v.Config.GetAnnotations(),
+		},
+		WritableLayer: r.writableLayer(ctx, v.ID),
+	}
+	if v.State.State != ContainerRunning {
+		return st
+	}
+	sb, err := r.sandboxes.get(v.SandboxID)
+	if err != nil {
+		return st
+	}
+	now := time.Now()
+	u, err := readCgroup(spec.CgroupsPath(sb.Config.GetLinux().GetCgroupParent(), v.ID, r.settings.CgroupDriver), r.settings.CgroupV2)
+	if err != nil {
+		r.log.Debug("no cgroup stats for a running container", "container", v.ID, "error", err)
+		return st
+	}
+	st.Cpu, st.Memory, st.Swap = r.cpuMemorySwap(v.ID, now, u)
+	return st
+}
+
+// cpuMemorySwap turns a cgroup reading into CRI CPU, memory and swap usage.
+func (r *Runtime) cpuMemorySwap(key string, now time.Time, u cgroupUsage) (*runtimeapi.CpuUsage, *runtimeapi.MemoryUsage, *runtimeapi.SwapUsage) {
+	ts := now.UnixNano()
+	cpu := &runtimeapi.CpuUsage{
+		Timestamp:            ts,
+		UsageCoreNanoSeconds: &runtimeapi.UInt64Value{Value: u.CPUNanos},
+		UsageNanoCores:       r.stats.nanoCores(key, now, u.CPUNanos),
+	}
+	mem := &runtimeapi.MemoryUsage{
+		Timestamp:       ts,
+		WorkingSetBytes: &runtimeapi.UInt64Value{Value: u.WorkingSet},
+		UsageBytes:      &runtimeapi.UInt64Value{Value: u.MemoryUsage},
+		RssBytes:        &runtimeapi.UInt64Value{Value: u.RSS},
+		PageFaults:      &runtimeapi.UInt64Value{Value: u.PageFaults},
+		MajorPageFaults: &runtimeapi.UInt64Value{Value: u.MajorPageFaults},
+	}
+	if u.MemoryLimit > 0 {
+		avail := uint64(0)
+		if u.MemoryLimit > u.WorkingSet {
+			avail = u.MemoryLimit - u.WorkingSet
+		}
+		mem.AvailableBytes = &runtimeapi.UInt64Value{Value: avail}
+	}
+	swap := &runtimeapi.SwapUsage{Timestamp: ts, SwapUsageBytes: &runtimeapi.UInt64Value{Value: u.SwapUsage}}
+	return cpu, mem, swap
+}
+
+// writableLayer reports the bytes and inodes of a container's own snapshot (its writes), on the
+// file system the images live on.
+func (r *Runtime) writableLayer(ctx context.Context, id string) *runtimeapi.FilesystemUsage {
+	r.stats.mu.Lock()
+	prev, ok := r.stats.layers[id]
+	r.stats.mu.Unlock()
+	if !ok || time.Since(prev.at) > layerUsageFor {
+		usage, err := r.client.SnapshotService(snapshotter).Usage(ctx, id)
+		if err != nil {
+			if !errdefs.IsNotFound(err) {
+				r.log.Debug("no writable layer usage", "container", id, "error", err)
+			}
+			return nil
+		}
+		prev = layerReading{at: time.Now(), bytes: uint64(usage.Size), inodes: uint64(usage.Inodes)}
+		r.stats.mu.Lock()
+		if r.stats.layers == nil {
+			r.stats.layers = map[string]layerReading{}
+		}
+		r.stats.layers[id] = prev
+		r.stats.mu.Unlock()
+	}
+	fs := &runtimeapi.FilesystemUsage{
+		Timestamp:  prev.at.UnixNano(),
+		UsedBytes:  &runtimeapi.UInt64Value{Value: prev.bytes},
+		InodesUsed: &runtimeapi.UInt64Value{Value: prev.inodes},
+	}
+	if info, err := r.images.FsInfo(ctx); err == nil {
+		fs.FsId = &runtimeapi.FilesystemIdentifier{Mountpoint: info.Mountpoint}
+	}
+	return fs
+}
+
+// PodSandboxStats returns the resource usage of a pod: its cgroup's CPU, memory and processes,
+// its network interfaces' counters, and its containers' stats.
+func (r *Runtime) PodSandboxStats(ctx context.Context, id string) (*runtimeapi.PodSandboxStats, error) {
+	if err := r.waitLoaded(ctx); err != nil {
+		return nil, err
+	}
+	sb, err := r.sandboxes.get(id)
+	if err != nil {
+		return nil, err
+	}
+	return r.podStats(ctx, sb.view()), nil
+}
+
+// ListPodSandboxStats returns the resource usage of every pod.
+func (r *Runtime) ListPodSandboxStats(ctx context.Context) ([]*runtimeapi.PodSandboxStats, error) {
+	views, err := r.PodSandboxes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*runtimeapi.PodSandboxStats, 0, len(views))
+	for _, v := range views {
+		out = append(out, r.podStats(ctx, v))
+	}
+	return out, nil
+}
+
+func (r *Runtime) podStats(ctx context.Context, v SandboxView) *runtimeapi.PodSandboxStats {
+	linux := &runtimeapi.LinuxPodSandboxStats{}
+	st := &runtimeapi.PodSandboxStats{
+		Attributes: &runtimeapi.PodSandboxAttributes{
+			Id: v.ID, Metadata: v.Config.GetMetadata(), Labels: v.Config.GetLabels(), Annotations: v.Config.GetAnnotations(),
+		},
+		Linux: linux,
+	}
+	var sum cgroupUsage
+	for _, c := range r.containers.list(v.ID) {
+		cs := r.containerStats(ctx, c.view())
+		linux.Containers = append(linux.Containers, cs)
+		if cs.Cpu != nil {
+			sum.CPUNanos += cs.Cpu.UsageCoreNanoSeconds.GetValue()
+			sum.MemoryUsage += cs.Memory.UsageBytes.GetValue()
+			sum.WorkingSet += cs.Memory.WorkingSetBytes.GetValue()
+			sum.RSS += cs.Memory.RssBytes.GetValue()
+			sum.PageFaults += cs.Memory.PageFaults.GetValue()
+			sum.MajorPageFaults += cs.Memory.MajorPageFaults.GetValue()
+		}
+	}
+	if v.State != SandboxReady {
+		return st
+	}
+	now := time.Now()
+	// The pod's cgroup holds all its processes (the infra process too); a pod without one of
+	// its own is the sum of its containers.
+	if parent := v.Config.GetLinux().GetCgroupParent(); parent != "" {
+		if u, err := readCgroup(parent, r.settings.CgroupV2); err == nil {
+			sum = u
+		}
+	}
+	linux.Cpu, linux.Memory, _ = r.cpuMemorySwap("pod:"+v.ID, now, sum)
+	if sum.Processes == 0 {
+		for _, c := range linux.Containers {
+			if c.Cpu != nil {
+				sum.Processes++ // at least the container's own process
+			}
+		}
+	}
+	linux.Process = &runtimeapi.ProcessUsage{Timestamp: now.UnixNano(), ProcessCount: &runtimeapi.UInt64Value{Value: sum.Processes}}
+	if v.NetNS != "" {
+		if ifaces, err := networkCounters(v.NetNS); err == nil {
+			linux.Network = networkUsage(now, ifaces)
+		} else {
+			r.log.Debug("no network stats for a pod", "sandbox", v.ID, "error", err)
+		}
+	}
+	return st
+}
+
+// networkUsage makes CRI network usage of interface counters: the default interface is eth0 (the
+// one CNI adds), else the first; the others are listed apart from it.
+func networkUsage(now time.Time, ifaces []interfaceCounters) *runtimeapi.NetworkUsage {
+	n := &runtimeapi.NetworkUsage{Timestamp: now.UnixNano()}
+	def := 0
+	for i, c := range ifaces {
+		if c.Name == "eth0" {
+			def = i
+		}
+	}
+	for i, c := range ifaces {
+		u := &runtimeapi.NetworkInterfaceUsage{
+			Name:     c.Name,
+			RxBytes:  &runtimeapi.UInt64Value{Value: c.RxBytes},
+			RxErrors: &runtimeapi.UInt64Value{Value: c.RxErrors},
+			TxBytes:  &runtimeapi.UInt64Value{Value: c.TxBytes},
+			TxErrors: &runtimeapi.UInt64Value{Value: c.TxErrors},
+		}
+		if i == def {
+			n.DefaultInterface = u
+		} else {
+			n.Interfaces = append(n.Interfaces, u)
+		}
+	}
+	return n
+}

@@ -1,0 +1,59 @@
+package runtime
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/berth-runtime/berth/runtime/namespace"
+)
+
+// interfaceCounters are an interface's traffic counters.
+type interfaceCounters struct {
+	Name                                 string
+	RxBytes, RxErrors, TxBytes, TxErrors uint64
+}
+
+// networkCounters reads the counters of every interface but lo in the network namespace pinned
+// at netns, from /proc/thread-self/net/dev read on a thread inside it.
+func networkCounters(netns string) ([]interfaceCounters, error) {
+	var data []byte
+	err := namespace.Do(namespace.Net, netns, func() (err error) {
+		data, err = os.ReadFile("/proc/thread-self/net/dev")
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return parseNetDev(data)
+}
+
+// parseNetDev parses /proc/net/dev: two header lines, then "name: rx-bytes packets errs drop
+// fifo frame compressed multicast tx-bytes packets errs ...".
+func parseNetDev(data []byte) ([]interfaceCounters, error) {
+	var out []interfaceCounters
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for line := 0; sc.Scan(); line++ {
+		if line < 2 {
+			continue
+		}
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			return nil, fmt.Errorf("net/dev line %d: %q", line+1, sc.Text())
+		}
+		name = strings.TrimSpace(name)
+		f := strings.Fields(rest)
+		if len(f) < 16 {
+			return nil, fmt.Errorf("net/dev line %d: %d fields", line+1, len(f))
+		}
+		if name == "lo" {
+			continue
+		}
+		n := func(i int) uint64 { v, _ := strconv.ParseUint(f[i], 10, 64); return v }
+		out = append(out, interfaceCounters{Name: name, RxBytes: n(0), RxErrors: n(2), TxBytes: n(8), TxErrors: n(10)})
+	}
+	return out, sc.Err()
+}
