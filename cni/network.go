@@ -59,6 +59,8 @@ type Attachment struct {
 type Network struct {
 	config *Config
 	cni    *libcni.CNIConfig
+	// Metrics, when set, records each ADD and DEL.
+	Metrics *Metrics
 }
 
 // NewNetwork returns a Network over config, caching results in cacheDir (so that teardown works
@@ -113,7 +115,9 @@ func (n *Network) Setup(ctx context.Context, pod *Pod) (*Attachment, error) {
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	res, err := n.cni.AddNetworkList(ctx, list, rt)
+	n.Metrics.observe("add", start, err)
 	if err != nil {
 		// Undo what the plugins that succeeded did (IP reservations, veths, port mappings).
 		delCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -146,7 +150,10 @@ func (n *Network) Teardown(ctx context.Context, pod *Pod, network string) error 
 			return fmt.Errorf("cached CNI config of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 		}
 	}
-	if err := n.cni.DelNetworkList(ctx, list, rt); err != nil {
+	start := time.Now()
+	err = n.cni.DelNetworkList(ctx, list, rt)
+	n.Metrics.observe("del", start, err)
+	if err != nil {
 		return fmt.Errorf("CNI network %q DEL for pod %s/%s: %w", list.Name, pod.Namespace, pod.Name, err)
 	}
 	return nil

@@ -112,6 +112,24 @@ func (s *RuntimeService) ContainerStatus(ctx context.Context, req *runtimeapi.Co
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	st := containerStatus(v)
+	resp := &runtimeapi.ContainerStatusResponse{Status: st}
+	if req.GetVerbose() {
+		info := map[string]any{"sandboxID": v.SandboxID, "pid": v.State.Pid}
+		if sp, err := s.containers.ContainerSpec(ctx, v.ID); err == nil {
+			info["runtimeSpec"] = sp
+		}
+		b, err := json.Marshal(info)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		resp.Info = map[string]string{"info": string(b)}
+	}
+	return resp, nil
+}
+
+// containerStatus is the CRI status of a container.
+func containerStatus(v runtime.ContainerView) *runtimeapi.ContainerStatus {
 	st := &runtimeapi.ContainerStatus{
 		Id: v.ID, Metadata: v.Config.GetMetadata(), State: containerState(v.State.State),
 		CreatedAt: v.State.CreatedAt.UnixNano(), ExitCode: v.State.ExitCode,
@@ -132,19 +150,7 @@ func (s *RuntimeService) ContainerStatus(ctx context.Context, req *runtimeapi.Co
 	if v.Resources != nil {
 		st.Resources = &runtimeapi.ContainerResources{Linux: v.Resources}
 	}
-	resp := &runtimeapi.ContainerStatusResponse{Status: st}
-	if req.GetVerbose() {
-		info := map[string]any{"sandboxID": v.SandboxID, "pid": v.State.Pid}
-		if sp, err := s.containers.ContainerSpec(ctx, v.ID); err == nil {
-			info["runtimeSpec"] = sp
-		}
-		b, err := json.Marshal(info)
-		if err != nil {
-			return nil, toStatus(err)
-		}
-		resp.Info = map[string]string{"info": string(b)}
-	}
-	return resp, nil
+	return st
 }
 
 func int64s(u []uint32) []int64 {

@@ -139,6 +139,11 @@ func invalid(format string, args ...any) error {
 	return toStatus(fmt.Errorf(format+": %w", append(args, errdefs.ErrInvalidArgument)...))
 }
 
+// unavailable is an Unavailable error.
+func unavailable(format string, args ...any) error {
+	return toStatus(fmt.Errorf(format+": %w", append(args, errdefs.ErrUnavailable)...))
+}
+
 // failedPrecondition is a FailedPrecondition error; msg names the object and its state.
 func failedPrecondition(format string, args ...any) error {
 	return toStatus(fmt.Errorf(format+": %w", append(args, errdefs.ErrFailedPrecondition)...))

@@ -45,13 +45,14 @@ type RuntimeService struct {
 	containers Containers
 	streams    Streams
 	stats      Stats
+	events     Events
 	opts       RuntimeOptions
 }
 
-// NewRuntimeService returns the RuntimeService over engine, network, pods, containers and the
-// streaming server.
-func NewRuntimeService(engine Engine, network NetworkStatus, pods Pods, containers Containers, stats Stats, streams Streams, opts RuntimeOptions) *RuntimeService {
-	return &RuntimeService{engine: engine, network: network, pods: pods, containers: containers, stats: stats, streams: streams, opts: opts}
+// NewRuntimeService returns the RuntimeService over engine, network, pods, containers, their
+// stats and events, and the streaming server.
+func NewRuntimeService(engine Engine, network NetworkStatus, pods Pods, containers Containers, stats Stats, events Events, streams Streams, opts RuntimeOptions) *RuntimeService {
+	return &RuntimeService{engine: engine, network: network, pods: pods, containers: containers, stats: stats, events: events, streams: streams, opts: opts}
 }
 
 // Version returns the runtime's name and versions. The request's version field is the kubelet's

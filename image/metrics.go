@@ -31,6 +31,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.pulls, m.bytes, m.seconds)
+	for _, result := range []string{"success", "failure"} {
+		m.pulls.WithLabelValues(result) // both series exist from the start, at 0
+	}
 	return m
 }
 

@@ -153,6 +153,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 		return "", err
 	}
 	r.containers.add(c)
+	r.emitFor(runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, c)
 	return id, nil
 }
 

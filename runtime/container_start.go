@@ -14,6 +14,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/runtime/logs"
 	"github.com/berth-runtime/berth/runtime/spec"
@@ -81,6 +82,7 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 	c.exited = make(chan struct{})
 	c.State.State, c.State.StartedAt, c.State.Pid = ContainerRunning, startedAt, task.Pid()
 	c.publish()
+	r.emitFor(runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT, c)
 	if err := r.saveContainer(ctx, c); err != nil {
 		r.log.Warn("cannot save a started container's state", "container", c.ID, "error", err)
 	}
@@ -175,6 +177,7 @@ func (r *Runtime) markFailedStart(ctx context.Context, c *Container, cause error
 	c.State.State, c.State.FinishedAt = ContainerExited, time.Now()
 	c.State.ExitCode, c.State.Reason, c.State.Message = 128, "StartError", cause.Error()
 	c.publish()
+	r.emitFor(runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT, c)
 	if err := r.saveContainer(context.WithoutCancel(ctx), c); err != nil {
 		r.log.Warn("cannot save a failed start", "container", c.ID, "error", err)
 	}
@@ -216,6 +219,7 @@ func (r *Runtime) monitor(c *Container, task containerd.Task, exitCh <-chan cont
 		c.State.Reason = ReasonError
 	}
 	c.publish()
+	r.emitFor(runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT, c)
 	if err := r.saveContainer(ctx, c); err != nil {
 		r.log.Warn("cannot save a container's exit", "container", c.ID, "error", err)
 	}

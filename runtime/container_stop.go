@@ -10,6 +10,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
 	"github.com/moby/sys/signal"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // StopContainer stops a running container: the image's stop signal (SIGTERM by default), then
@@ -131,5 +132,6 @@ func (r *Runtime) removeContainer(ctx context.Context, c *Container) error {
 	c.removed = true
 	r.containers.remove(c)
 	r.stats.forget(c.ID)
+	r.emitFor(runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT, c)
 	return nil
 }

@@ -69,6 +69,7 @@ type Runtime struct {
 	pauseBinary  string
 	cgroupDriver string
 	stats        statsCache
+	events       eventBus
 	// loaded is closed once Load has rebuilt the state; pod calls wait for it.
 	loaded chan struct{}
 }

@@ -129,6 +129,8 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		return "", err
 	}
 	r.sandboxes.add(sb)
+	r.emit(runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, sb.ID, sb)
+	r.emit(runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT, sb.ID, sb)
 	r.log.Debug("pod sandbox ready", "sandbox", id, "pod", name, "ip", ip)
 	return id, nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/runtime/namespace"
 )
@@ -61,6 +62,7 @@ func (r *Runtime) stopLocked(ctx context.Context, sb *Sandbox) error {
 	}
 	sb.State = SandboxNotReady
 	sb.publish()
+	r.emit(runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT, sb.ID, sb)
 	return r.saveRecord(ctx, sb)
 }
 
@@ -126,5 +128,6 @@ func (r *Runtime) RemovePodSandbox(ctx context.Context, id string) error {
 	sb.removed = true
 	r.sandboxes.remove(sb)
 	r.stats.forget("pod:" + sb.ID)
+	r.emit(runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT, sb.ID, sb)
 	return nil
 }

@@ -95,9 +95,11 @@ func run(cfg config.Config, log *slog.Logger) error {
 		Metrics:           image.NewMetrics(reg),
 	})
 	network := cni.NewConfig(cfg.CNIConfDir, cfg.CNIBinDirs)
+	podNetwork := cni.NewNetwork(network, filepath.Join(cfg.Root, "cni-cache"))
+	podNetwork.Metrics = cni.NewMetrics(reg)
 	rt := runtime.New(client, runtime.Options{
 		StateDir: cfg.State,
-		Network:  cni.NewNetwork(network, filepath.Join(cfg.Root, "cni-cache")),
+		Network:  podNetwork,
 		Logger:   log.With("component", "runtime"),
 
 		PauseBinary:        pauseBinary(),
@@ -105,6 +107,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 		SeccompProfileRoot: filepath.Join(cfg.Root, "seccomp"),
 		CgroupDriver:       runtime.CgroupDriver(cfg.CgroupDriver),
 	})
+	reg.MustRegister(rt.Collector())
 	loadCtx, stopLoading := context.WithCancel(context.Background())
 	defer stopLoading()
 	rt.LoadInBackground(loadCtx)
@@ -115,7 +118,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer streams.Close()
-	rs := cri.NewRuntimeService(rt, network, rt, rt, rt, streams, cri.RuntimeOptions{
+	rs := cri.NewRuntimeService(rt, network, rt, rt, rt, rt, streams, cri.RuntimeOptions{
 		CgroupDriver: runtime.CgroupDriver(cfg.CgroupDriver),
 		Config:       cfg,
 	})

@@ -287,10 +287,11 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	d := startDaemon(t, "--metrics-address", addr)
+	d := startDaemon(t, "--metrics-address", addr, "--cni-conf-dir", podNetwork(t))
 	if _, err := d.Runtime.Status(ctx(t), &runtimeapi.StatusRequest{}); err != nil {
 		t.Fatal(err)
 	}
+	runPod(t, d, podConfig("metrics"))
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -301,7 +302,8 @@ func TestMetricsEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatalf("metrics are not in the Prometheus text format: %v", err)
 	}
-	for _, name := range []string{"berth_cri_request_duration_seconds", "berth_containerd_restarts_total", "go_goroutines"} {
+	for _, name := range []string{"berth_cri_request_duration_seconds", "berth_containerd_restarts_total", "go_goroutines",
+		"berth_pods", "berth_containers", "berth_cni_operation_duration_seconds", "berth_image_pulls_total"} {
 		if _, ok := families[name]; !ok {
 			t.Errorf("metric %s missing", name)
 		}
@@ -316,5 +318,13 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	if !found {
 		t.Error("no latency recorded for the Status call")
+	}
+	for _, m := range families["berth_pods"].GetMetric() {
+		if m.GetLabel()[0].GetValue() == "ready" && m.GetGauge().GetValue() != 1 {
+			t.Errorf("berth_pods{state=ready} = %v with one pod running", m.GetGauge().GetValue())
+		}
+	}
+	if h := families["berth_cni_operation_duration_seconds"].GetMetric(); len(h) == 0 || h[0].GetHistogram().GetSampleCount() != 1 {
+		t.Errorf("CNI ADD latency: %v", h)
 	}
 }

@@ -101,6 +101,31 @@ func TestStatsFollowUsage(t *testing.T) {
 		t.Errorf("pod stats list %d containers", len(after.GetLinux().GetContainers()))
 	}
 
+	// The cAdvisor-style metrics the kubelet serves from the runtime.
+	descs, err := e.d.Runtime.ListMetricDescriptors(ctx(t), &runtimeapi.ListMetricDescriptorsRequest{})
+	if err != nil || len(descs.Descriptors) == 0 {
+		t.Fatalf("ListMetricDescriptors: %v %v", descs, err)
+	}
+	metrics, err := e.d.Runtime.ListPodSandboxMetrics(ctx(t), &runtimeapi.ListPodSandboxMetricsRequest{})
+	if err != nil || len(metrics.PodMetrics) != 1 {
+		t.Fatalf("ListPodSandboxMetrics: %v %v", metrics, err)
+	}
+	values := map[string]uint64{}
+	for _, m := range metrics.PodMetrics[0].Metrics {
+		values[m.Name] += m.Value.GetValue()
+	}
+	for _, c := range metrics.PodMetrics[0].ContainerMetrics {
+		for _, m := range c.Metrics {
+			values[m.Name] += m.Value.GetValue()
+			if len(m.LabelValues) != 6 || m.LabelValues[0] != "burner" || m.LabelValues[5] != "stats" {
+				t.Errorf("labels of %s: %v", m.Name, m.LabelValues)
+			}
+		}
+	}
+	if values["container_memory_working_set_bytes"] < 64<<20 || values["container_network_receive_bytes_total"] < 1<<20 || values["container_cpu_usage_seconds_total"] == 0 {
+		t.Errorf("pod metrics: %v", values)
+	}
+
 	// crictl shows them.
 	crictl := tool(t, "crictl")
 	out, err := exec.Command(crictl, "--runtime-endpoint", e.d.Endpoint(), "stats", "-o", "json").Output()
