@@ -3,7 +3,9 @@
 // the same CRI client. It prints each figure for both with the ratio berth/containerd, and writes
 // them as JSON (BENCH_JSON, default bin/bench.json). It asserts nothing: tests do that.
 //
-// Figures so far: berthd cold start to first answered Version, and the cold pull of a 3-layer image.
+// Figures: berthd cold start to first answered Version; the cold pull of a 3-layer image; pod
+// lifecycle one at a time (30 pods) and 8 at a time (80 pods); node memory and the runtime's
+// process memory with 30 running pods; ExecSync latency; List calls with 100 pods.
 package main
 
 import (
@@ -12,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"time"
 
@@ -62,9 +65,18 @@ func run() error {
 		figures = append(figures, figure{name, unit, b, c, b / c})
 	}
 
+	// berthd gets a pod network of its own, as containerd's CRI has.
+	cniDir := filepath.Join(tmp, "berth-net.d")
+	if err := os.MkdirAll(cniDir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(cniDir, "10-bench.conflist"), []byte(daemon.CNIConflist("berth-bench", "berthbench0", "10.79.0.0/16")), 0o644); err != nil {
+		return err
+	}
+
 	// Cold start: from exec to the first answered Version.
 	start := time.Now()
-	d, err := daemon.Start("--registry-config-dir", hosts)
+	d, err := daemon.Start("--registry-config-dir", hosts, "--cni-conf-dir", cniDir)
 	if err != nil {
 		return err
 	}
@@ -97,9 +109,120 @@ func run() error {
 	add("cold pull of a 3-layer image, p50", "ms", ms(percentile(bp, 50)), ms(percentile(cp, 50)))
 	add("cold pull of a 3-layer image, max", "ms", ms(percentile(bp, 100)), ms(percentile(cp, 100)))
 
-	fmt.Printf("%-40s %12s %12s %8s\n", "figure", "berth", "containerd", "ratio")
+	berth := &target{name: "berth", rs: d.Runtime, is: d.Image, shimSocket: filepath.Join(d.State, "containerd", "containerd.sock"),
+		daemons: func() []int { return []int{d.Pid(), d.ContainerdPid()} }, logDir: filepath.Join(tmp, "logs-berth")}
+	ctrd := &target{name: "containerd", rs: ctrdRuntime, is: ctrdImages, shimSocket: c.Socket,
+		daemons: func() []int { return []int{c.Pid()} }, logDir: filepath.Join(tmp, "logs-containerd")}
+	for _, t := range []*target{berth, ctrd} {
+		for _, ref := range []string{busyboxImage, "registry.k8s.io/pause:3.10.1"} {
+			if _, err := t.is.PullImage(context.Background(), &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err != nil {
+				return fmt.Errorf("%s: pull %s: %w", t.name, ref, err)
+			}
+		}
+	}
+
+	// One pod at a time.
+	const sequential = 30
+	seq := map[string][]lifecycle{}
+	for _, t := range []*target{berth, ctrd} {
+		pods, lcs, _, err := t.startPods(sequential, 1)
+		if err == nil {
+			err = t.removePods(pods, lcs, 1)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: sequential pods: %w", t.name, err)
+		}
+		seq[t.name] = lcs
+	}
+	for _, step := range []struct {
+		name string
+		get  func(lifecycle) time.Duration
+	}{
+		{"RunPodSandbox", func(l lifecycle) time.Duration { return l.run }},
+		{"CreateContainer", func(l lifecycle) time.Duration { return l.create }},
+		{"StartContainer", func(l lifecycle) time.Duration { return l.start }},
+		{"time to RUNNING", func(l lifecycle) time.Duration { return l.toRunning }},
+		{"StopPodSandbox", func(l lifecycle) time.Duration { return l.stop }},
+		{"RemovePodSandbox", func(l lifecycle) time.Duration { return l.remove }},
+	} {
+		b, c := durations(seq["berth"], step.get), durations(seq["containerd"], step.get)
+		for _, p := range []int{50, 90, 100} {
+			label := fmt.Sprintf("p%d", p)
+			if p == 100 {
+				label = "max"
+			}
+			add(fmt.Sprintf("1 at a time: %s %s", step.name, label), "ms", ms(percentile(b, p)), ms(percentile(c, p)))
+		}
+	}
+
+	// 30 running pods: memory, ExecSync; then 100: List calls.
+	type steady struct {
+		perPodNode, perPodProcs, daemons float64
+		exec                             []time.Duration
+		listC, listP                     []time.Duration
+	}
+	st := map[string]steady{}
+	for _, t := range []*target{berth, ctrd} {
+		var s steady
+		runtime.GC()
+		before := memAvailable()
+		pods, lcs, _, err := t.startPods(30, 8)
+		if err != nil {
+			return fmt.Errorf("%s: 30 pods: %w", t.name, err)
+		}
+		time.Sleep(2 * time.Second) // let the shims settle
+		after := memAvailable()
+		daemons, total := t.processRSS()
+		s.perPodNode = float64(int64(before)-int64(after)) / 30
+		s.perPodProcs = float64(total-daemons) / 30
+		s.daemons = float64(daemons)
+		if s.exec, err = t.execSyncs(pods[0].container, 200); err != nil {
+			return fmt.Errorf("%s: ExecSync: %w", t.name, err)
+		}
+		more, moreLcs, _, err := t.startPods(70, 8)
+		pods, lcs = append(pods, more...), append(lcs, moreLcs...)
+		if err == nil {
+			s.listC, s.listP, err = t.lists(50)
+		}
+		if rerr := t.removePods(pods, lcs, 8); err == nil {
+			err = rerr
+		}
+		if err != nil {
+			return fmt.Errorf("%s: 100 pods: %w", t.name, err)
+		}
+		st[t.name] = s
+	}
+	mib := func(b float64) float64 { return b / (1 << 20) }
+	add("node memory per running pod (MemAvailable)", "MiB", mib(st["berth"].perPodNode), mib(st["containerd"].perPodNode))
+	add("shims + infra RSS per running pod", "MiB", mib(st["berth"].perPodProcs), mib(st["containerd"].perPodProcs))
+	add("daemon RSS with 30 pods (berthd+containerd)", "MiB", mib(st["berth"].daemons), mib(st["containerd"].daemons))
+	add("ExecSync `true` p50", "ms", ms(percentile(st["berth"].exec, 50)), ms(percentile(st["containerd"].exec, 50)))
+	add("ExecSync `true` p99", "ms", ms(percentile(st["berth"].exec, 99)), ms(percentile(st["containerd"].exec, 99)))
+	add("ListContainers, 100 pods, p50", "ms", ms(percentile(st["berth"].listC, 50)), ms(percentile(st["containerd"].listC, 50)))
+	add("ListPodSandbox, 100 pods, p50", "ms", ms(percentile(st["berth"].listP, 50)), ms(percentile(st["containerd"].listP, 50)))
+
+	// Eight at a time.
+	const concurrent = 80
+	rate := map[string]float64{}
+	conc := map[string][]lifecycle{}
+	for _, t := range []*target{berth, ctrd} {
+		pods, lcs, wall, err := t.startPods(concurrent, 8)
+		if err == nil {
+			err = t.removePods(pods, lcs, 8)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: 8 at a time: %w", t.name, err)
+		}
+		rate[t.name], conc[t.name] = concurrent/wall.Seconds(), lcs
+	}
+	toRunning := func(l lifecycle) time.Duration { return l.toRunning }
+	add("8 at a time: pods to RUNNING per second (higher is better)", "/s", rate["berth"], rate["containerd"])
+	add("8 at a time: time to RUNNING p50", "ms", ms(percentile(durations(conc["berth"], toRunning), 50)), ms(percentile(durations(conc["containerd"], toRunning), 50)))
+	add("8 at a time: time to RUNNING p90", "ms", ms(percentile(durations(conc["berth"], toRunning), 90)), ms(percentile(durations(conc["containerd"], toRunning), 90)))
+
+	fmt.Printf("%-62s %14s %14s %8s\n", "figure", "berth", "containerd", "ratio")
 	for _, f := range figures {
-		fmt.Printf("%-40s %9.1f %s %9.1f %s %8.2f\n", f.Name, f.Berth, f.Unit, f.Containerd, f.Unit, f.Ratio)
+		fmt.Printf("%-62s %9.1f %-4s %9.1f %-4s %8.2f\n", f.Name, f.Berth, f.Unit, f.Containerd, f.Unit, f.Ratio)
 	}
 	out := os.Getenv("BENCH_JSON")
 	if out == "" {
@@ -182,3 +305,11 @@ func percentile(ds []time.Duration, p int) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func durations(ls []lifecycle, get func(lifecycle) time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ls))
+	for i, l := range ls {
+		out[i] = get(l)
+	}
+	return out
+}

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+const busyboxImage = "registry.k8s.io/e2e-test-images/busybox:1.29-2"
+
+// target is one runtime under test, driven through its CRI endpoint.
+type target struct {
+	name string
+	rs   runtimeapi.RuntimeServiceClient
+	is   runtimeapi.ImageServiceClient
+	// daemons are the runtime's own long-lived processes (berthd and its containerd, or
+	// containerd); shimSocket is the containerd socket its shims name on their command line.
+	daemons    func() []int
+	shimSocket string
+	logDir     string
+	seq        int
+	mu         sync.Mutex
+}
+
+// lifecycle is the time of each step of one pod's life.
+type lifecycle struct {
+	run, create, start, toRunning, stop, remove time.Duration
+}
+
+// pod is a running pod with one sleeping container.
+type pod struct{ id, container string }
+
+func (t *target) nextName() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.seq++
+	return fmt.Sprintf("bench-%d", t.seq)
+}
+
+// startPod runs a pod with one sleeping busybox container until it is RUNNING.
+func (t *target) startPod(ctx context.Context) (pod, lifecycle, error) {
+	var l lifecycle
+	name := t.nextName()
+	cfg := &runtimeapi.PodSandboxConfig{
+		Metadata:     &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "bench", Uid: name + "-uid"},
+		LogDirectory: filepath.Join(t.logDir, name),
+		Linux:        &runtimeapi.LinuxPodSandboxConfig{},
+	}
+	begin := time.Now()
+	r, err := t.rs.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+	if err != nil {
+		return pod{}, l, fmt.Errorf("RunPodSandbox: %w", err)
+	}
+	l.run = time.Since(begin)
+	p := pod{id: r.PodSandboxId}
+	step := time.Now()
+	c, err := t.rs.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: p.id, SandboxConfig: cfg, Config: &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: "sleep"},
+		Image:    &runtimeapi.ImageSpec{Image: busyboxImage},
+		Command:  []string{"sleep", "3600"},
+		LogPath:  "sleep.log",
+		Linux:    &runtimeapi.LinuxContainerConfig{},
+	}})
+	if err != nil {
+		return p, l, fmt.Errorf("CreateContainer: %w", err)
+	}
+	l.create = time.Since(step)
+	p.container = c.ContainerId
+	step = time.Now()
+	if _, err := t.rs.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: p.container}); err != nil {
+		return p, l, fmt.Errorf("StartContainer: %w", err)
+	}
+	l.start = time.Since(step)
+	l.toRunning = time.Since(begin)
+	return p, l, nil
+}
+
+// removePod stops and removes a pod, timing both.
+func (t *target) removePod(ctx context.Context, p pod, l *lifecycle) error {
+	step := time.Now()
+	if _, err := t.rs.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: p.id}); err != nil {
+		return fmt.Errorf("StopPodSandbox: %w", err)
+	}
+	l.stop = time.Since(step)
+	step = time.Now()
+	if _, err := t.rs.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.id}); err != nil {
+		return fmt.Errorf("RemovePodSandbox: %w", err)
+	}
+	l.remove = time.Since(step)
+	return nil
+}
+
+// startPods starts n pods, parallel at a time, and returns them with their lifecycles and the
+// wall time it took.
+func (t *target) startPods(n, parallel int) ([]pod, []lifecycle, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	pods, lcs := make([]pod, n), make([]lifecycle, n)
+	errs := make(chan error, n)
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	begin := time.Now()
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			var err error
+			if pods[i], lcs[i], err = t.startPod(ctx); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	wall := time.Since(begin)
+	close(errs)
+	return pods, lcs, wall, <-errs
+}
+
+// removePods stops and removes pods, parallel at a time, filling in their lifecycles.
+func (t *target) removePods(pods []pod, lcs []lifecycle, parallel int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	errs := make(chan error, len(pods))
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i := range pods {
+		if pods[i].id == "" {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := t.removePod(ctx, pods[i], &lcs[i]); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// execSyncs times n ExecSync calls of `true` in a running container.
+func (t *target) execSyncs(container string, n int) ([]time.Duration, error) {
+	var out []time.Duration
+	for range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		start := time.Now()
+		resp, err := t.rs.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: container, Cmd: []string{"true"}, Timeout: 10})
+		out = append(out, time.Since(start))
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		if resp.ExitCode != 0 {
+			return nil, fmt.Errorf("ExecSync true: exit %d", resp.ExitCode)
+		}
+	}
+	return out, nil
+}
+
+// lists times n ListContainers and n ListPodSandbox calls.
+func (t *target) lists(n int) (containers, pods []time.Duration, err error) {
+	for range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		start := time.Now()
+		_, err = t.rs.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+		containers = append(containers, time.Since(start))
+		start = time.Now()
+		if err == nil {
+			_, err = t.rs.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+		}
+		pods = append(pods, time.Since(start))
+		cancel()
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	return containers, pods, nil
+}
+
+// processRSS sums the resident memory of the runtime's processes: its daemons, its shims and
+// the infra processes (pause) the shims run; the pods' own workloads are not counted.
+func (t *target) processRSS() (daemons, total uint64) {
+	for _, pid := range t.daemons() {
+		daemons += rss(pid)
+	}
+	total = daemons
+	shims := map[int]bool{}
+	for _, pid := range allPids() {
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if strings.Contains(string(cmd), "containerd-shim") && strings.Contains(string(cmd), t.shimSocket) {
+			shims[pid] = true
+			total += rss(pid)
+		}
+	}
+	for _, pid := range allPids() {
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if name := strings.TrimSpace(string(comm)); (name == "pause" || name == "berth-pause") && shims[ppid(pid)] {
+			total += rss(pid)
+		}
+	}
+	return daemons, total
+}
+
+func allPids() []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// statusField reads a "Name: value kB" field of /proc/<pid>/status.
+func statusField(pid int, field string) uint64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			n, _ := strconv.ParseUint(strings.Fields(v)[0], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func rss(pid int) uint64   { return statusField(pid, "VmRSS") << 10 }
+func ppid(pid int) int     { return int(statusField(pid, "PPid")) }
+func memAvailable() uint64 { return meminfo("MemAvailable") }
+
+func meminfo(field string) uint64 {
+	b, _ := os.ReadFile("/proc/meminfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, _ := strconv.ParseUint(strings.Fields(v)[0], 10, 64)
+			return n << 10
+		}
+	}
+	return 0
+}
