@@ -186,7 +186,7 @@ func (r *Runtime) markFailedStart(ctx context.Context, c *Container, cause error
 // monitor waits for the container's task to exit, then records the exit (OOMKilled when the
 // kernel killed it for memory), waits for its output to drain and deletes the task.
 func (r *Runtime) monitor(c *Container, task containerd.Task, exitCh <-chan containerd.ExitStatus, copied *sync.WaitGroup) {
-	st := <-exitCh
+	st, task := r.awaitExit(c, task, exitCh)
 	code, exitedAt, err := st.Result()
 	oom := r.oomKilled(c)
 	drained := make(chan struct{})
@@ -230,6 +230,38 @@ func (r *Runtime) monitor(c *Container, task containerd.Task, exitCh <-chan cont
 		c.io.closeStdin()
 	}
 	close(c.exited)
+}
+
+// awaitExit waits for the exit of a container's task. A wait that breaks because containerd
+// went away (killed, restarted) is not an exit: the task and its shim live on, so the wait is
+// taken up again on the containerd that comes back, which reports an exit that happened
+// meanwhile at once.
+func (r *Runtime) awaitExit(c *Container, task containerd.Task, exitCh <-chan containerd.ExitStatus) (containerd.ExitStatus, containerd.Task) {
+	for {
+		st := <-exitCh
+		if st.Error() == nil {
+			return st, task
+		}
+		r.log.Info("lost the wait on a container's task; waiting again", "container", c.ID, "error", st.Error())
+		for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			t, err := r.task(ctx, c.ID)
+			if err == nil {
+				var ch <-chan containerd.ExitStatus
+				if ch, err = t.Wait(context.Background()); err == nil {
+					cancel()
+					task, exitCh = t, ch
+					break
+				}
+			}
+			cancel()
+			if errdefs.IsNotFound(err) {
+				// The task is gone for good: report it as an exit of unknown status.
+				return *containerd.NewExitStatus(containerd.UnknownExitStatus, time.Now(), fmt.Errorf("task of container %s is gone: %w", c.ID, err)), task
+			}
+			time.Sleep(delay)
+		}
+	}
 }
 
 // oomKilled reads the kernel's OOM-kill count of the container's memory cgroup (cgroupfs
