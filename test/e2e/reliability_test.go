@@ -2,6 +2,10 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -66,4 +70,57 @@ func TestPodsSurviveAKilledContainerd(t *testing.T) {
 	if st := e.waitExit(t, quitter); st.ExitCode != 5 {
 		t.Errorf("exit after the restart: code %d (%s %s), want 5", st.ExitCode, st.Reason, st.Message)
 	}
+}
+
+// kill -9 of berthd while a pod's network is being set up: the restarted berthd reports the pod
+// NOTREADY (its record came first), and stopping and removing it leaves nothing behind: no IP,
+// veth, namespace pin or pod directory, and the name is free again.
+func TestBerthdKilledDuringRunPodSandbox(t *testing.T) {
+	binDir := t.TempDir()
+	marker := filepath.Join(binDir, "add-started")
+	script := fmt.Sprintf("#!/bin/sh\n[ \"$CNI_COMMAND\" = ADD ] && { touch %s; sleep 2; }\nexec /opt/cni/bin/bridge\n", marker)
+	if err := os.WriteFile(filepath.Join(binDir, "slowbridge"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	confDir := podNetwork(t)
+	conf := filepath.Join(confDir, "10-e2e.conflist")
+	b, _ := os.ReadFile(conf)
+	if err := os.WriteFile(conf, []byte(strings.Replace(string(b), `"type": "bridge"`, `"type": "slowbridge"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, "--cni-conf-dir", confDir, "--cni-bin-dirs", "/opt/cni/bin,"+binDir)
+	cfg := podConfig("interrupted")
+	errc := make(chan error, 1)
+	go func() {
+		_, err := d.Runtime.RunPodSandbox(ctx(t), &runtimeapi.RunPodSandboxRequest{Config: cfg})
+		errc <- err
+	}()
+	waitFor(t, "CNI ADD to start", func() bool { _, err := os.Stat(marker); return err == nil })
+	if err := d.Stop(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err == nil {
+		t.Fatal("RunPodSandbox succeeded although berthd was killed during it")
+	}
+	time.Sleep(2500 * time.Millisecond) // the orphaned plugin finishes its ADD
+	if err := d.Run(); err != nil {
+		t.Fatal(err)
+	}
+	list, err := d.Runtime.ListPodSandbox(ctx(t), &runtimeapi.ListPodSandboxRequest{})
+	if err != nil || len(list.Items) != 1 || list.Items[0].State != runtimeapi.PodSandboxState_SANDBOX_NOTREADY || list.Items[0].Metadata.Name != "interrupted" {
+		t.Fatalf("pods after the restart: %v %v; want the interrupted one, NOTREADY", list, err)
+	}
+	id := list.Items[0].Id
+	if _, err := d.Runtime.StopPodSandbox(ctx(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
+		t.Fatalf("StopPodSandbox: %v", err)
+	}
+	if _, err := d.Runtime.RemovePodSandbox(ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
+		t.Fatalf("RemovePodSandbox: %v", err)
+	}
+	assertNoPods(t, d)
+	if out, _ := exec.Command("ip", "-o", "link", "show", "master", e2eBridge).Output(); len(out) > 0 {
+		t.Errorf("veths left on the bridge:\n%s", out)
+	}
+	// The name is free again.
+	runPod(t, d, cfg)
 }
