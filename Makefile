@@ -12,7 +12,7 @@ UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/test/e2e')
 
 export PATH := $(BERTH_BIN_DIR):$(PATH)
 
-.PHONY: all build deps run test unit e2e critest bench lint clean
+.PHONY: all build deps run test unit e2e critest bench fuzz lint clean
 
 all: build
 
@@ -38,6 +38,12 @@ e2e: build
 
 critest: build
 	BERTH_BIN=$(BIN) $(GO) run ./test/conformance
+
+# Fuzz the request translation: each target for FUZZTIME (the seeds run in make unit too).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./runtime/spec/ -run '^$$' -fuzz '^FuzzGenerate$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./runtime/ -run '^$$' -fuzz '^FuzzSandboxConfig$$' -fuzztime $(FUZZTIME)
 
 bench: build
 	BERTH_BIN=$(BIN) $(GO) run ./test/bench

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +18,8 @@ import (
 // reservations, iptables rules, berth's cgroups and pod directories.
 type hostTraces struct {
 	links, pins, ips, iptables, cgroups, podDirs int
+	// mounts under berthd's state, shims of its containerd, files under its containers' dirs.
+	mounts, shims, ctrFiles int
 }
 
 func countTraces(t *testing.T, stateDir string) hostTraces {
@@ -41,6 +45,20 @@ func countTraces(t *testing.T, stateDir string) hostTraces {
 	h.cgroups = len(cg)
 	dirs, _ := os.ReadDir(filepath.Join(stateDir, "pods"))
 	h.podDirs = len(dirs)
+	if mounts, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		h.mounts = strings.Count(string(mounts), stateDir)
+	}
+	for _, pid := range processesWith("containerd-shim") {
+		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(cmd), stateDir) {
+			h.shims++
+		}
+	}
+	filepath.WalkDir(filepath.Join(stateDir, "containers"), func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			h.ctrFiles++
+		}
+		return nil
+	})
 	return h
 }
 
@@ -113,4 +131,79 @@ exit 0
 	ok := cycles - failures
 	t.Logf("%d pods (%d with an infra process, %d failed ADDs rolled back): RunPodSandbox %v avg, StopPodSandbox %v avg, RemovePodSandbox %v avg",
 		cycles, cycles/4, failures, run/time.Duration(cycles), stop/time.Duration(ok), remove/time.Duration(ok))
+}
+
+// TestLoadRoundsLeaveNothingBehind: 50 pods with a container each, created and removed
+// concurrently while ExecSync probes run against them, 10 rounds; every call succeeds and the
+// host is as clean afterwards as before.
+func TestLoadRoundsLeaveNothingBehind(t *testing.T) {
+	e := newContainerEnv(t, "load-warm") // a berthd with the image and the network in place
+	if _, err := e.d.Runtime.RemovePodSandbox(ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: e.pod}); err != nil {
+		t.Fatal(err)
+	}
+	before := countTraces(t, e.d.State)
+	const pods, rounds = 50, 10
+	var probes atomic.Int64
+	for round := range rounds {
+		start := time.Now()
+		var wg sync.WaitGroup
+		errs := make(chan error, pods)
+		for i := range pods {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- loadPod(t, e, fmt.Sprintf("load-%d-%d", round, i), &probes)
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		t.Logf("round %d: %d pods created, probed and removed in %v", round, pods, time.Since(start).Round(time.Millisecond))
+	}
+	after := countTraces(t, e.d.State)
+	if after != before {
+		t.Errorf("after %d rounds of %d pods the host holds %+v, before %+v", rounds, pods, after, before)
+	}
+	assertNoPods(t, e.d)
+	t.Logf("%d ExecSync probes answered", probes.Load())
+}
+
+// loadPod runs a pod with one container, probes it with ExecSync until three probes passed,
+// then removes it.
+func loadPod(t *testing.T, e *containerEnv, name string, probes *atomic.Int64) error {
+	cfg := podConfig(name)
+	cfg.LogDirectory = e.logDir
+	resp, err := e.d.Runtime.RunPodSandbox(ctx(t), &runtimeapi.RunPodSandboxRequest{Config: cfg})
+	if err != nil {
+		return fmt.Errorf("%s: RunPodSandbox: %w", name, err)
+	}
+	pod := resp.PodSandboxId
+	c, err := e.d.Runtime.CreateContainer(ctx(t), &runtimeapi.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: cfg, Config: &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: "app"}, Image: &runtimeapi.ImageSpec{Image: busyboxRef},
+		Command: []string{"sleep", "3600"}, LogPath: name + ".log",
+	}})
+	if err != nil {
+		return fmt.Errorf("%s: CreateContainer: %w", name, err)
+	}
+	if _, err := e.d.Runtime.StartContainer(ctx(t), &runtimeapi.StartContainerRequest{ContainerId: c.ContainerId}); err != nil {
+		return fmt.Errorf("%s: StartContainer: %w", name, err)
+	}
+	for range 3 {
+		r, err := e.d.Runtime.ExecSync(ctx(t), &runtimeapi.ExecSyncRequest{ContainerId: c.ContainerId, Cmd: []string{"cat", "/etc/hostname"}, Timeout: 10})
+		if err != nil || r.ExitCode != 0 || strings.TrimSpace(string(r.Stdout)) != name {
+			return fmt.Errorf("%s: probe: %v %v", name, r, err)
+		}
+		probes.Add(1)
+	}
+	if _, err := e.d.Runtime.StopPodSandbox(ctx(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: pod}); err != nil {
+		return fmt.Errorf("%s: StopPodSandbox: %w", name, err)
+	}
+	if _, err := e.d.Runtime.RemovePodSandbox(ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		return fmt.Errorf("%s: RemovePodSandbox: %w", name, err)
+	}
+	return nil
 }
