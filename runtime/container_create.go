@@ -31,6 +31,8 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 		return "", fmt.Errorf("config.metadata: missing: %w", errdefs.ErrInvalidArgument)
 	case cfg.GetMetadata().GetName() == "":
 		return "", fmt.Errorf("config.metadata.name: empty: %w", errdefs.ErrInvalidArgument)
+	case cfg.GetLogPath() != "" && !filepath.IsLocal(cfg.GetLogPath()):
+		return "", fmt.Errorf("config.log_path: %q must be a relative path inside the pod's log directory: %w", cfg.GetLogPath(), errdefs.ErrInvalidArgument)
 	case cfg.GetImage().GetImage() == "":
 		return "", fmt.Errorf("config.image.image: empty: %w", errdefs.ErrInvalidArgument)
 	}

@@ -69,7 +69,7 @@ func (r *Runtime) reattach(ctx context.Context, c *Container) {
 	}
 	var logFile *logs.File
 	if c.LogPath != "" {
-		if logFile, err = logs.Open(c.LogPath); err != nil {
+		if logFile, err = r.openLog(c); err != nil {
 			r.log.Warn("cannot reopen a container's log; its output is discarded", "container", c.ID, "error", err)
 		}
 	}

@@ -65,7 +65,7 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 	}
 	var logFile *logs.File
 	if c.LogPath != "" {
-		if logFile, err = logs.Open(c.LogPath); err != nil {
+		if logFile, err = r.openLog(c); err != nil {
 			return fmt.Errorf("container %s: %w", c.ID, err)
 		}
 	}
@@ -287,4 +287,18 @@ func (r *Runtime) oomKilled(c *Container) bool {
 		}
 	}
 	return false
+}
+
+// openLog opens a container's log file, which lies inside its pod's log directory.
+func (r *Runtime) openLog(c *Container) (*logs.File, error) {
+	sb, err := r.sandboxes.get(c.SandboxID)
+	if err != nil {
+		return nil, err
+	}
+	dir := sb.Config.GetLogDirectory()
+	rel, err := filepath.Rel(dir, c.LogPath)
+	if err != nil {
+		return nil, err
+	}
+	return logs.Open(dir, rel)
 }

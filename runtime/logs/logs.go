@@ -33,14 +33,21 @@ const timestampFormat = "2006-01-02T15:04:05.000000000Z07:00"
 type File struct {
 	mu   sync.Mutex
 	path string
+	// dir and name: the file is name inside dir, opened so that neither ".." nor a symlink
+	// leads out of dir (the pod's log directory, which the pod's containers may write into).
+	dir, name string
 	f    *os.File
 	// now is the clock; tests set it.
 	now func() time.Time
 }
 
-// Open opens (creating it and its directory if needed) the log file at path for appending.
-func Open(path string) (*File, error) {
-	l := &File{path: path, now: time.Now}
+// Open opens (creating it and the directories on the way if needed) the log file name inside
+// dir for appending. Neither ".." nor a symlink in name can lead out of dir.
+func Open(dir, name string) (*File, error) {
+	if !filepath.IsLocal(name) {
+		return nil, fmt.Errorf("log path %q is not inside the pod's log directory", name)
+	}
+	l := &File{path: filepath.Join(dir, name), dir: dir, name: name, now: time.Now}
 	if err := l.open(); err != nil {
 		return nil, err
 	}
@@ -48,10 +55,20 @@ func Open(path string) (*File, error) {
 }
 
 func (l *File) open() error {
-	if err := os.MkdirAll(filepath.Dir(l.path), 0o755); err != nil {
+	if err := os.MkdirAll(l.dir, 0o755); err != nil {
 		return fmt.Errorf("create log directory: %w", err)
 	}
-	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	root, err := os.OpenRoot(l.dir)
+	if err != nil {
+		return fmt.Errorf("open log directory: %w", err)
+	}
+	defer root.Close()
+	if sub := filepath.Dir(l.name); sub != "." {
+		if err := root.MkdirAll(sub, 0o755); err != nil {
+			return fmt.Errorf("create log directory: %w", err)
+		}
+	}
+	f, err := root.OpenFile(l.name, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {
 		return fmt.Errorf("open log file: %w", err)
 	}

@@ -31,8 +31,9 @@ func TestCopy(t *testing.T) {
 	}
 	for _, test := range tests {
 		t.Run(test.desc, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "c.log")
-			l, err := Open(path)
+			dir := t.TempDir()
+			path := filepath.Join(dir, "c.log")
+			l, err := Open(dir, "c.log")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -56,7 +57,7 @@ func TestCopy(t *testing.T) {
 func TestStreamsDoNotInterleaveAndReopenRotates(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "c.log")
-	l, err := Open(path)
+	l, err := Open(dir, "c.log")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,4 +113,30 @@ func TestStreamsDoNotInterleaveAndReopenRotates(t *testing.T) {
 	if !strings.HasSuffix(string(cur), " stdout F after rotation\n") || strings.Count(string(cur), "\n") != 1 {
 		t.Errorf("new file = %q", cur)
 	}
+}
+
+// A log path cannot lead out of the pod's log directory: not with "..", not through a symlink
+// that something in the pod put there.
+func TestOpenStaysInTheLogDirectory(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(dir, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "x.log"), filepath.Join(dir, "link.log")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"../x.log", "/etc/x.log", "escape/x.log", "link.log"} {
+		if l, err := Open(dir, name); err == nil {
+			l.Close()
+			t.Errorf("Open(%q) succeeded", name)
+		}
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Errorf("files written outside the log directory: %v", entries)
+	}
+	l, err := Open(dir, "app/0.log")
+	if err != nil {
+		t.Fatalf("a log in a subdirectory: %v", err)
+	}
+	l.Close()
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -123,4 +125,49 @@ func TestBerthdKilledDuringRunPodSandbox(t *testing.T) {
 	}
 	// The name is free again.
 	runPod(t, d, cfg)
+}
+
+// Bad container configs are refused with the right code, naming the field, and leave nothing.
+func TestBadContainerConfigsNameTheField(t *testing.T) {
+	e := newContainerEnv(t, "badinput")
+	good := func() *runtimeapi.ContainerConfig {
+		return &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "c"}, Image: &runtimeapi.ImageSpec{Image: busyboxRef}, LogPath: "c.log"}
+	}
+	for _, test := range []struct {
+		desc   string
+		pod    string
+		mutate func(*runtimeapi.ContainerConfig)
+		code   codes.Code
+		field  string
+	}{
+		{"log path escaping the pod's log dir", "", func(c *runtimeapi.ContainerConfig) { c.LogPath = "../../etc/evil.log" }, codes.InvalidArgument, "log_path"},
+		{"absolute log path", "", func(c *runtimeapi.ContainerConfig) { c.LogPath = "/var/log/x.log" }, codes.InvalidArgument, "log_path"},
+		{"no name", "", func(c *runtimeapi.ContainerConfig) { c.Metadata.Name = "" }, codes.InvalidArgument, "metadata.name"},
+		{"no image", "", func(c *runtimeapi.ContainerConfig) { c.Image = nil }, codes.InvalidArgument, "image"},
+		{"relative mount target", "", func(c *runtimeapi.ContainerConfig) {
+			c.Mounts = []*runtimeapi.Mount{{ContainerPath: "data", HostPath: "/tmp"}}
+		}, codes.InvalidArgument, "mounts[0].container_path"},
+		{"image not pulled", "", func(c *runtimeapi.ContainerConfig) { c.Image.Image = "example.com/never/pulled:1" }, codes.NotFound, "example.com/never/pulled"},
+		{"unknown pod", "0123456789abcdef", nil, codes.NotFound, "0123456789abcdef"},
+	} {
+		t.Run(test.desc, func(t *testing.T) {
+			cfg := good()
+			if test.mutate != nil {
+				test.mutate(cfg)
+			}
+			pod := e.pod
+			if test.pod != "" {
+				pod = test.pod
+			}
+			_, err := e.d.Runtime.CreateContainer(ctx(t), &runtimeapi.CreateContainerRequest{PodSandboxId: pod, Config: cfg, SandboxConfig: e.podCfg})
+			if status.Code(err) != test.code || !strings.Contains(err.Error(), test.field) {
+				t.Errorf("CreateContainer = %v, want %v naming %q", err, test.code, test.field)
+			}
+		})
+	}
+	if list, _ := e.d.Runtime.ListContainers(ctx(t), &runtimeapi.ListContainersRequest{}); len(list.GetContainers()) != 0 {
+		t.Errorf("refused creates left containers: %v", list.Containers)
+	}
+	// The name is still free.
+	e.run(t, "c", nil)
 }
