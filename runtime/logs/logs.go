@@ -36,7 +36,7 @@ type File struct {
 	// dir and name: the file is name inside dir, opened so that neither ".." nor a symlink
 	// leads out of dir (the pod's log directory, which the pod's containers may write into).
 	dir, name string
-	f    *os.File
+	f         *os.File
 	// now is the clock; tests set it.
 	now func() time.Time
 }
