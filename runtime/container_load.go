@@ -3,9 +3,13 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
 
@@ -27,10 +31,67 @@ func (r *Runtime) loadContainers(ctx context.Context) error {
 			r.log.Error("cannot load container record; leaving it alone", "container", rec.ID, "error", err)
 			continue
 		}
+		if c.State.State == ContainerCreated {
+			r.adoptInterruptedStart(ctx, c)
+		}
 		if c.State.State == ContainerRunning {
 			r.reattach(ctx, c)
 		}
 		r.containers.add(c)
+	}
+	owned := map[string]bool{}
+	for _, rec := range records {
+		owned[rec.ID] = true // loaded or not: a record that could not be loaded keeps its snapshot
+	}
+	return r.removeOrphanSnapshots(ctx, owned)
+}
+
+// adoptInterruptedStart looks for the task of a container recorded as created: a berthd that
+// died during StartContainer can have left one. A task that ran (and may have exited since) is
+// taken up as the container's; one that was created but never started is deleted, so that the
+// next StartContainer starts afresh.
+func (r *Runtime) adoptInterruptedStart(ctx context.Context, c *Container) {
+	task, err := r.task(ctx, c.ID)
+	if err != nil {
+		return // no task: nothing was started
+	}
+	st, err := task.Status(ctx)
+	if err == nil && (st.Status == containerd.Running || st.Status == containerd.Stopped) && task.Pid() != 0 {
+		r.log.Warn("taking up a container whose start a previous berthd did not record", "container", c.ID)
+		c.State.State, c.State.StartedAt, c.State.Pid = ContainerRunning, time.Now(), task.Pid()
+		if err := r.saveContainer(ctx, c); err != nil {
+			r.log.Warn("cannot save a taken-up container's state", "container", c.ID, "error", err)
+		}
+		return
+	}
+	if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		r.log.Warn("cannot delete the unstarted task of an interrupted start", "container", c.ID, "error", err)
+	}
+}
+
+// removeOrphanSnapshots removes the writable snapshots no container owns: a berthd that died in
+// CreateContainer between preparing the snapshot and recording the container leaves one. Image
+// unpacking's own snapshots ("extract-…") are left alone.
+func (r *Runtime) removeOrphanSnapshots(ctx context.Context, owned map[string]bool) error {
+	sn := r.client.SnapshotService(snapshotter)
+	var orphans []string
+	err := sn.Walk(ctx, func(_ context.Context, info snapshots.Info) error {
+		if info.Kind != snapshots.KindActive || strings.HasPrefix(info.Name, "extract-") {
+			return nil
+		}
+		if !owned[info.Name] {
+			orphans = append(orphans, info.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list snapshots: %w", err)
+	}
+	for _, name := range orphans {
+		r.log.Warn("removing a snapshot no container owns (left by an interrupted create)", "snapshot", name)
+		if err := sn.Remove(ctx, name); err != nil && !errdefs.IsNotFound(err) {
+			r.log.Warn("cannot remove an orphaned snapshot", "snapshot", name, "error", err)
+		}
 	}
 	return nil
 }
@@ -43,6 +104,10 @@ func (r *Runtime) reattach(ctx context.Context, c *Container) {
 		return
 	}
 	fifos := r.fifos(c)
+	if err := os.MkdirAll(filepath.Dir(fifos.Stdout), 0o700); err != nil {
+		r.recordLostExit(ctx, c, nil, err)
+		return
+	}
 	dio, err := cio.NewDirectIO(context.Background(), fifos)
 	if err != nil {
 		r.recordLostExit(ctx, c, nil, err)

@@ -171,3 +171,55 @@ func TestBadContainerConfigsNameTheField(t *testing.T) {
 	// The name is still free.
 	e.run(t, "c", nil)
 }
+
+// What an interrupted CreateContainer or StartContainer leaves is dealt with at the next start:
+// a writable snapshot no container owns is removed; a task started for a container recorded as
+// created is taken up (RUNNING, exec works, removal kills it).
+func TestRestartFinishesInterruptedCreatesAndStarts(t *testing.T) {
+	e := newContainerEnv(t, "interrupted")
+	ctr := tool(t, "ctr")
+	sock := filepath.Join(e.d.State, "containerd", "containerd.sock")
+	ctrCmd := func(args ...string) string {
+		out, err := exec.Command(ctr, append([]string{"-a", sock, "-n", "berth"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ctr %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	// An orphaned writable snapshot, as a create killed after preparing it leaves.
+	var parent string
+	for _, line := range strings.Split(ctrCmd("snapshots", "ls"), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[2] == "Committed" {
+			parent = f[0]
+		}
+	}
+	ctrCmd("snapshots", "prepare", "orphan-of-a-killed-create", parent)
+
+	// A container whose task was started by a berthd that died before recording it: created
+	// through berth, its task started behind berth's back.
+	id := e.create(t, "started-behind", func(c *runtimeapi.ContainerConfig) {
+		c.Command = []string{"sh", "-c", "while true; do echo tick; sleep 0.1; done"}
+	})
+	if err := e.d.Stop(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	ctrCmd("tasks", "start", "-d", "--null-io", id) // ctr's own stdio would die with it
+
+	if err := e.d.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if out := ctrCmd("snapshots", "ls"); strings.Contains(out, "orphan-of-a-killed-create") {
+		t.Errorf("orphaned snapshot still there:\n%s", out)
+	}
+	if st := e.status(t, id); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("container started behind berth's back: %v", st.State)
+	}
+	e.exec(t, id, "true")
+	// It is berth's again: stop and remove work, and nothing of it is left.
+	if _, err := e.d.Runtime.RemoveContainer(ctx(t), &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	if procs := processesWith(id); len(procs) > 0 {
+		t.Errorf("processes of the taken-up container left: %v", procs)
+	}
+}
