@@ -31,30 +31,15 @@ func (s *RuntimeService) ContainerStats(ctx context.Context, req *runtimeapi.Con
 // its prefix, pod and labels).
 func (s *RuntimeService) ListContainerStats(ctx context.Context, req *runtimeapi.ListContainerStatsRequest) (*runtimeapi.ListContainerStatsResponse, error) {
 	f := req.GetFilter()
-	var all []*runtimeapi.ContainerStats
-	if f.GetId() != "" && !isIDPrefix(f.GetId()) {
-		st, err := s.stats.ContainerStats(ctx, f.GetId())
-		if err != nil {
-			return &runtimeapi.ListContainerStatsResponse{}, nil // a filter that matches nothing
-		}
-		all = []*runtimeapi.ContainerStats{st}
-	} else {
-		var err error
-		if all, err = s.listContainerStats(ctx, f); err != nil {
-			return nil, toStatus(err)
-		}
+	stats, err := selectStats(ctx, f.GetId(), f.GetLabelSelector(), s.stats.ContainerStats,
+		func(ctx context.Context) ([]*runtimeapi.ContainerStats, error) { return s.listContainerStats(ctx, f) },
+		func(st *runtimeapi.ContainerStats) (string, map[string]string) {
+			return st.GetAttributes().GetId(), st.GetAttributes().GetLabels()
+		})
+	if err != nil {
+		return nil, toStatus(err)
 	}
-	resp := &runtimeapi.ListContainerStatsResponse{}
-	for _, st := range all {
-		if f.GetId() != "" && !strings.HasPrefix(st.GetAttributes().GetId(), f.GetId()) {
-			continue
-		}
-		if !labelsMatch(st.GetAttributes().GetLabels(), f.GetLabelSelector()) {
-			continue
-		}
-		resp.Stats = append(resp.Stats, st)
-	}
-	return resp, nil
+	return &runtimeapi.ListContainerStatsResponse{Stats: stats}, nil
 }
 
 // listContainerStats reads the stats of the pod's containers when the filter names a pod, else
@@ -95,30 +80,42 @@ func (s *RuntimeService) PodSandboxStats(ctx context.Context, req *runtimeapi.Po
 // prefix, and labels).
 func (s *RuntimeService) ListPodSandboxStats(ctx context.Context, req *runtimeapi.ListPodSandboxStatsRequest) (*runtimeapi.ListPodSandboxStatsResponse, error) {
 	f := req.GetFilter()
-	var all []*runtimeapi.PodSandboxStats
-	if f.GetId() != "" && !isIDPrefix(f.GetId()) {
-		st, err := s.stats.PodSandboxStats(ctx, f.GetId())
+	stats, err := selectStats(ctx, f.GetId(), f.GetLabelSelector(), s.stats.PodSandboxStats, s.stats.ListPodSandboxStats,
+		func(st *runtimeapi.PodSandboxStats) (string, map[string]string) {
+			return st.GetAttributes().GetId(), st.GetAttributes().GetLabels()
+		})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &runtimeapi.ListPodSandboxStatsResponse{Stats: stats}, nil
+}
+
+// selectStats reads the stats a list filter selects: of the one object a full id names (none
+// when it is unknown: a filter that matches nothing), else of all; then keeps those whose id
+// starts with id and whose labels match the selector.
+func selectStats[T any](ctx context.Context, id string, selector map[string]string,
+	one func(context.Context, string) (T, error), all func(context.Context) ([]T, error),
+	attrs func(T) (string, map[string]string)) ([]T, error) {
+	var candidates []T
+	if id != "" && !isIDPrefix(id) {
+		st, err := one(ctx, id)
 		if err != nil {
-			return &runtimeapi.ListPodSandboxStatsResponse{}, nil
+			return nil, nil
 		}
-		all = []*runtimeapi.PodSandboxStats{st}
+		candidates = []T{st}
 	} else {
 		var err error
-		if all, err = s.stats.ListPodSandboxStats(ctx); err != nil {
-			return nil, toStatus(err)
+		if candidates, err = all(ctx); err != nil {
+			return nil, err
 		}
 	}
-	resp := &runtimeapi.ListPodSandboxStatsResponse{}
-	for _, st := range all {
-		if f.GetId() != "" && !strings.HasPrefix(st.GetAttributes().GetId(), f.GetId()) {
-			continue
+	var out []T
+	for _, st := range candidates {
+		if sid, labels := attrs(st); strings.HasPrefix(sid, id) && labelsMatch(labels, selector) {
+			out = append(out, st)
 		}
-		if !labelsMatch(st.GetAttributes().GetLabels(), f.GetLabelSelector()) {
-			continue
-		}
-		resp.Stats = append(resp.Stats, st)
 	}
-	return resp, nil
+	return out, nil
 }
 
 // isIDPrefix reports whether id is shorter than a full berth id (64 hex digits): a prefix to

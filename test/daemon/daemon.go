@@ -40,7 +40,7 @@ type Daemon struct {
 
 	conn *grpc.ClientConn
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *SyncBuffer
 	done chan struct{}
 }
 
@@ -111,7 +111,7 @@ func (d *Daemon) Run(extra ...string) error {
 			return err
 		}
 	}
-	d.logs = &syncBuffer{}
+	d.logs = &SyncBuffer{}
 	logFile, err := os.OpenFile(filepath.Join(d.Dir, "berthd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -325,18 +325,20 @@ func unmountUnder(dir string) {
 	}
 }
 
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for a writer and a reader at once (a process's output
+// read while it runs).
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

@@ -78,20 +78,10 @@ func TestPodsSurviveAKilledContainerd(t *testing.T) {
 // NOTREADY (its record came first), and stopping and removing it leaves nothing behind: no IP,
 // veth, namespace pin or pod directory, and the name is free again.
 func TestBerthdKilledDuringRunPodSandbox(t *testing.T) {
-	binDir := t.TempDir()
+	confDir, binDir := slowNetwork(t, false)
 	marker := filepath.Join(binDir, "add-started")
-	script := fmt.Sprintf("#!/bin/sh\n[ \"$CNI_COMMAND\" = ADD ] && { touch %s; sleep 2; }\nexec /opt/cni/bin/bridge\n", marker)
-	if err := os.WriteFile(filepath.Join(binDir, "slowbridge"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	confDir := podNetwork(t)
-	conf := filepath.Join(confDir, "10-e2e.conflist")
-	b, _ := os.ReadFile(conf)
-	if err := os.WriteFile(conf, []byte(strings.Replace(string(b), `"type": "bridge"`, `"type": "slowbridge"`, 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	d := startDaemon(t, "--cni-conf-dir", confDir, "--cni-bin-dirs", "/opt/cni/bin,"+binDir)
-	cfg := podConfig("interrupted")
+	cfg := podConfig("slow-interrupted")
 	errc := make(chan error, 1)
 	go func() {
 		_, err := d.Runtime.RunPodSandbox(ctx(t), &runtimeapi.RunPodSandboxRequest{Config: cfg})
@@ -109,7 +99,7 @@ func TestBerthdKilledDuringRunPodSandbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	list, err := d.Runtime.ListPodSandbox(ctx(t), &runtimeapi.ListPodSandboxRequest{})
-	if err != nil || len(list.Items) != 1 || list.Items[0].State != runtimeapi.PodSandboxState_SANDBOX_NOTREADY || list.Items[0].Metadata.Name != "interrupted" {
+	if err != nil || len(list.Items) != 1 || list.Items[0].State != runtimeapi.PodSandboxState_SANDBOX_NOTREADY || list.Items[0].Metadata.Name != "slow-interrupted" {
 		t.Fatalf("pods after the restart: %v %v; want the interrupted one, NOTREADY", list, err)
 	}
 	id := list.Items[0].Id
@@ -222,4 +212,102 @@ func TestRestartFinishesInterruptedCreatesAndStarts(t *testing.T) {
 	if procs := processesWith(id); len(procs) > 0 {
 		t.Errorf("processes of the taken-up container left: %v", procs)
 	}
+}
+
+// slowNetwork is the e2e network with a bridge plugin that sleeps 2 s in ADD for pods named
+// slow-* and in DEL for every pod when delDelay is set; marker files say when it started.
+func slowNetwork(t *testing.T, slowDel bool) (confDir, binDir string) {
+	binDir = t.TempDir()
+	del := ""
+	if slowDel {
+		del = fmt.Sprintf("[ \"$CNI_COMMAND\" = DEL ] && { touch %s/del-started; sleep 2; }\n", binDir)
+	}
+	script := fmt.Sprintf("#!/bin/sh\ncase \"$CNI_ARGS\" in *K8S_POD_NAME=slow-*) [ \"$CNI_COMMAND\" = ADD ] && { touch %s/add-started; sleep 2; } ;; esac\n%sexec /opt/cni/bin/bridge\n", binDir, del)
+	if err := os.WriteFile(filepath.Join(binDir, "slowbridge"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	confDir = podNetwork(t)
+	conf := filepath.Join(confDir, "10-e2e.conflist")
+	b, _ := os.ReadFile(conf)
+	if err := os.WriteFile(conf, []byte(strings.Replace(string(b), `"type": "bridge"`, `"type": "slowbridge"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return confDir, binDir
+}
+
+// A slow CNI ADD for one pod does not hold back another pod's RunPodSandbox.
+func TestSlowPodDoesNotBlockOthers(t *testing.T) {
+	confDir, binDir := slowNetwork(t, false)
+	d := startDaemon(t, "--cni-conf-dir", confDir, "--cni-bin-dirs", "/opt/cni/bin,"+binDir)
+	slowDone := make(chan error, 1)
+	go func() {
+		_, err := d.Runtime.RunPodSandbox(ctx(t), &runtimeapi.RunPodSandboxRequest{Config: podConfig("slow-one")})
+		slowDone <- err
+	}()
+	waitFor(t, "the slow ADD to start", func() bool { _, err := os.Stat(filepath.Join(binDir, "add-started")); return err == nil })
+	runPod(t, d, podConfig("quick-one"))
+	select {
+	case err := <-slowDone:
+		t.Fatalf("the slow pod finished (%v) before the quick one: the quick one waited for it", err)
+	default:
+	}
+	if err := <-slowDone; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// kill -9 of berthd during a pod's CNI DEL: after the restart the pod is still there, and a
+// second StopPodSandbox (what the kubelet does) finishes the teardown; nothing is left.
+func TestBerthdKilledDuringStopPodSandbox(t *testing.T) {
+	confDir, binDir := slowNetwork(t, true)
+	d := startDaemon(t, "--cni-conf-dir", confDir, "--cni-bin-dirs", "/opt/cni/bin,"+binDir)
+	pod := runPod(t, d, podConfig("stopping"))
+	go d.Runtime.StopPodSandbox(ctx(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: pod})
+	waitFor(t, "CNI DEL to start", func() bool { _, err := os.Stat(filepath.Join(binDir, "del-started")); return err == nil })
+	if err := d.Stop(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond) // the orphaned DEL finishes
+	if err := d.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Runtime.PodSandboxStatus(ctx(t), &runtimeapi.PodSandboxStatusRequest{PodSandboxId: pod}); err != nil {
+		t.Fatalf("the pod is gone after the restart: %v", err)
+	}
+	if _, err := d.Runtime.StopPodSandbox(ctx(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatalf("StopPodSandbox again: %v", err)
+	}
+	if _, err := d.Runtime.RemovePodSandbox(ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+	assertNoPods(t, d)
+}
+
+// kill -9 of berthd and of its containerd together: the new berthd starts a new containerd,
+// which finds the shims; pods stay READY and containers RUNNING.
+func TestBerthdAndContainerdKilledTogether(t *testing.T) {
+	e := newContainerEnv(t, "bothkilled")
+	id := e.run(t, "ticker", func(c *runtimeapi.ContainerConfig) {
+		c.Command = []string{"sh", "-c", "while true; do echo tick; sleep 0.05; done"}
+	})
+	ctrd := e.d.ContainerdPid()
+	if err := e.d.Stop(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(ctrd, syscall.SIGKILL)
+	waitFor(t, "containerd to die", func() bool { return !processAlive(ctrd) })
+	if err := e.d.Run(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.d.Runtime.PodSandboxStatus(ctx(t), &runtimeapi.PodSandboxStatusRequest{PodSandboxId: e.pod})
+	if err != nil || st.Status.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+		t.Fatalf("pod after both were killed: %v %v", st.GetStatus().GetState(), err)
+	}
+	if cs := e.status(t, id); cs.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("container after both were killed: %v (%s)", cs.State, cs.Message)
+	}
+	logPath := filepath.Join(e.logDir, "ticker.log")
+	before := len(logEntries(t, logPath))
+	waitFor(t, "the log to keep growing", func() bool { return len(logEntries(t, logPath)) > before+3 })
+	e.exec(t, id, "true")
 }

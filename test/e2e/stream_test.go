@@ -25,27 +25,12 @@ import (
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/berth-runtime/berth/runtime"
+	"github.com/berth-runtime/berth/test/daemon"
 )
 
 const nginxRef = "registry.k8s.io/e2e-test-images/nginx:1.14-2"
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = daemon.SyncBuffer
 
 // stream connects to a streaming URL as kubectl does (SPDY) and runs the exec or attach.
 func stream(ctx context.Context, rawURL string, opts remotecommand.StreamOptions) error {
