@@ -70,9 +70,11 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 
 	// The record comes first, so that a berthd that dies from here on finds the pod at its next
 	// start (NOTREADY) and can tear it down.
+	steps := stepTimer{start: time.Now()}
 	if err := r.createRecord(ctx, sb); err != nil {
 		return "", err
 	}
+	steps.mark("record")
 	undo = append(undo, func(ctx context.Context) error { return r.deleteRecord(ctx, id) })
 
 	hostname := podHostname(cfg)
@@ -90,6 +92,7 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	}
 	undo = append(undo, func(context.Context) error { return namespace.Unpin(nsDir) })
 	sb.NetNS, sb.IPC, sb.UTS = paths[namespace.Net], paths[namespace.IPC], paths[namespace.UTS]
+	steps.mark("namespaces")
 
 	if err := applySysctls(cfg.GetLinux().GetSysctls(), paths); err != nil {
 		return "", err
@@ -106,6 +109,7 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		sb.Network = att
 		ip = att.IPs[0]
 	}
+	steps.mark("cni")
 	if err := writePodFiles(sb.Dir, cfg, hostname, ip); err != nil {
 		return "", err
 	}
@@ -115,6 +119,7 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		}
 		undo = append(undo, func(context.Context) error { return unmountPodShm(sb.Dir) })
 	}
+	steps.mark("files")
 	if sharesPID(cfg) {
 		pid, err := r.startInfra(ctx, sb)
 		undo = append(undo, func(ctx context.Context) error { return r.stopInfra(ctx, id) })
@@ -122,16 +127,18 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 			return "", fmt.Errorf("pod %s: %w", name, err)
 		}
 		sb.InfraPid = pid
+		steps.mark("infra")
 	}
 
 	sb.State = SandboxReady
 	if err := r.saveRecord(ctx, sb); err != nil {
 		return "", err
 	}
+	steps.mark("save")
 	r.sandboxes.add(sb)
 	r.emit(runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, sb.ID, sb)
 	r.emit(runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT, sb.ID, sb)
-	r.log.Debug("pod sandbox ready", "sandbox", id, "pod", name, "ip", ip)
+	r.log.Debug("pod sandbox ready", "sandbox", id, "pod", name, "ip", ip, "steps", steps.String())
 	return id, nil
 }
 

@@ -220,6 +220,24 @@ func run() error {
 	add("8 at a time: time to RUNNING p50", "ms", ms(percentile(durations(conc["berth"], toRunning), 50)), ms(percentile(durations(conc["containerd"], toRunning), 50)))
 	add("8 at a time: time to RUNNING p90", "ms", ms(percentile(durations(conc["berth"], toRunning), 90)), ms(percentile(durations(conc["containerd"], toRunning), 90)))
 
+	// A load round: 50 pods at once through start, probes and removal.
+	type round struct {
+		wall                       time.Duration
+		peakDaemons, peakProcesses uint64
+	}
+	rounds := map[string]round{}
+	for _, t := range []*target{berth, ctrd} {
+		var r round
+		var err error
+		if r.wall, r.peakDaemons, r.peakProcesses, err = t.loadRound(50); err != nil {
+			return fmt.Errorf("%s: load round: %w", t.name, err)
+		}
+		rounds[t.name] = r
+	}
+	add("load round: 50 pods at once, 3 probes each, removed", "s", rounds["berth"].wall.Seconds(), rounds["containerd"].wall.Seconds())
+	add("load round: peak daemon RSS", "MiB", mib(float64(rounds["berth"].peakDaemons)), mib(float64(rounds["containerd"].peakDaemons)))
+	add("load round: peak RSS of daemons, shims and infra", "MiB", mib(float64(rounds["berth"].peakProcesses)), mib(float64(rounds["containerd"].peakProcesses)))
+
 	fmt.Printf("%-62s %14s %14s %8s\n", "figure", "berth", "containerd", "ratio")
 	for _, f := range figures {
 		fmt.Printf("%-62s %9.1f %-4s %9.1f %-4s %8.2f\n", f.Name, f.Berth, f.Unit, f.Containerd, f.Unit, f.Ratio)

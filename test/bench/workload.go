@@ -52,7 +52,11 @@ func (t *target) startPod(ctx context.Context) (pod, lifecycle, error) {
 	cfg := &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "bench", Uid: name + "-uid"},
 		LogDirectory: filepath.Join(t.logDir, name),
-		Linux:        &runtimeapi.LinuxPodSandboxConfig{},
+		// What the kubelet sends for a pod without shareProcessNamespace: one PID namespace per
+		// container (an empty config would mean a shared one, which berth gives an infra process).
+		Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+			NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_POD, Pid: runtimeapi.NamespaceMode_CONTAINER, Ipc: runtimeapi.NamespaceMode_POD},
+		}},
 	}
 	begin := time.Now()
 	r, err := t.rs.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
@@ -256,4 +260,59 @@ func meminfo(field string) uint64 {
 		}
 	}
 	return 0
+}
+
+// loadRound runs n pods at once through start, three ExecSync probes and removal, and returns
+// the wall time with the peak RSS of the runtime's daemons and of all its processes meanwhile.
+func (t *target) loadRound(n int) (wall time.Duration, peakDaemons, peakTotal uint64, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			d, tot := t.processRSS()
+			peakDaemons, peakTotal = max(peakDaemons, d), max(peakTotal, tot)
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	begin := time.Now()
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, l, err := t.startPod(ctx)
+			if err == nil {
+				for range 3 {
+					if _, err = t.rs.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: p.container, Cmd: []string{"true"}, Timeout: 10}); err != nil {
+						break
+					}
+				}
+			}
+			if p.id != "" {
+				if rerr := t.removePod(ctx, p, &l); err == nil {
+					err = rerr
+				}
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	wall = time.Since(begin)
+	close(stop)
+	<-sampled
+	close(errs)
+	for e := range errs {
+		if e != nil {
+			return wall, peakDaemons, peakTotal, e
+		}
+	}
+	return wall, peakDaemons, peakTotal, nil
 }

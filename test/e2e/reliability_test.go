@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -309,5 +310,34 @@ func TestBerthdAndContainerdKilledTogether(t *testing.T) {
 	logPath := filepath.Join(e.logDir, "ticker.log")
 	before := len(logEntries(t, logPath))
 	waitFor(t, "the log to keep growing", func() bool { return len(logEntries(t, logPath)) > before+3 })
+	e.exec(t, id, "true")
+}
+
+// A containerd that stops answering (SIGSTOP) makes calls that need it fail at their deadline
+// with a clear error; berthd itself keeps answering, and recovers when containerd does.
+func TestStuckContainerdIsBoundedByDeadlines(t *testing.T) {
+	e := newContainerEnv(t, "stuck")
+	id := e.run(t, "app", nil)
+	ctrd := e.d.ContainerdPid()
+	if err := syscall.Kill(ctrd, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(ctrd, syscall.SIGCONT)
+	short, cancel := context.WithTimeout(ctx(t), 2*time.Second)
+	defer cancel()
+	_, err := e.d.Runtime.ExecSync(short, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"true"}, Timeout: 1})
+	if code := status.Code(err); code != codes.DeadlineExceeded {
+		t.Errorf("ExecSync against a stuck containerd = %v, want DeadlineExceeded", err)
+	}
+	// What needs no containerd still answers at once: status, lists.
+	quick, cancelQuick := context.WithTimeout(ctx(t), time.Second)
+	defer cancelQuick()
+	if _, err := e.d.Runtime.ContainerStatus(quick, &runtimeapi.ContainerStatusRequest{ContainerId: id}); err != nil {
+		t.Errorf("ContainerStatus while containerd is stuck: %v", err)
+	}
+	if _, err := e.d.Runtime.ListPodSandbox(quick, &runtimeapi.ListPodSandboxRequest{}); err != nil {
+		t.Errorf("ListPodSandbox while containerd is stuck: %v", err)
+	}
+	syscall.Kill(ctrd, syscall.SIGCONT)
 	e.exec(t, id, "true")
 }
