@@ -8,7 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/runtime/logs"
@@ -70,6 +72,10 @@ type Container struct {
 	exited chan struct{}
 	// io is a started container's stdio, for Attach.
 	io *stdio
+	// process is the OCI process the container runs (execs run as it does); running is its
+	// task while it runs: execs use both without asking containerd for them each time.
+	process *specs.Process
+	running atomic.Pointer[containerd.Task]
 	// removed is set once the container is removed.
 	removed bool
 

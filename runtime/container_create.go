@@ -129,6 +129,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 		exited:    make(chan struct{}),
 	}
 	close(c.exited) // not running
+	c.process = gen.Spec.Process
 	if dir, p := pod.Config.GetLogDirectory(), cfg.GetLogPath(); dir != "" && p != "" {
 		c.LogPath = filepath.Join(dir, p)
 	}

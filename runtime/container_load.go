@@ -140,6 +140,7 @@ func (r *Runtime) reattach(ctx context.Context, c *Container) {
 	}
 	c.log = logFile
 	c.exited = make(chan struct{})
+	c.running.Store(&task)
 	go r.monitor(c, task, exitCh, r.copyOutput(c, dio, logFile))
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/typeurl/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -96,6 +97,13 @@ func loadContainer(rec containers.Container) (*Container, error) {
 	}
 	if c.State.State != ContainerRunning {
 		close(c.exited)
+	}
+	if rec.Spec != nil {
+		if v, err := typeurl.UnmarshalAny(rec.Spec); err == nil {
+			if s, ok := v.(*specs.Spec); ok {
+				c.process = s.Process
+			}
+		}
 	}
 	return c, nil
 }

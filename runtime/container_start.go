@@ -81,6 +81,7 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 	c.log = logFile
 	c.exited = make(chan struct{})
 	c.State.State, c.State.StartedAt, c.State.Pid = ContainerRunning, startedAt, task.Pid()
+	c.running.Store(&task)
 	c.publish()
 	r.emitFor(runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT, c)
 	if err := r.saveContainer(ctx, c); err != nil {

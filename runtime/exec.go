@@ -96,19 +96,25 @@ func (r *Runtime) newExec(ctx context.Context, id string, cmd []string, tty bool
 	if c.view().State.State != ContainerRunning {
 		return nil, nil, fmt.Errorf("container %s is not running: %w", c.ID, errdefs.ErrFailedPrecondition)
 	}
-	container, err := r.client.LoadContainer(ctx, c.ID)
-	if err != nil {
-		return nil, nil, err
-	}
-	spec, err := container.Spec(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	task, err := container.Task(ctx, nil)
-	if err != nil {
+	var task containerd.Task
+	if t := c.running.Load(); t != nil {
+		task = *t
+	} else if task, err = r.task(ctx, c.ID); err != nil {
 		return nil, nil, fmt.Errorf("container %s is not running: %v: %w", c.ID, err, errdefs.ErrFailedPrecondition)
 	}
-	pspec := *spec.Process
+	proc := c.process
+	if proc == nil {
+		container, err := r.client.LoadContainer(ctx, c.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		spec, err := container.Spec(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		proc = spec.Process
+	}
+	pspec := *proc
 	pspec.Args, pspec.Terminal = cmd, tty
 	opts := []cio.Opt{streams, cio.WithFIFODir(filepath.Join(r.containerDir(c.ID), "exec"))}
 	if tty {
