@@ -45,10 +45,17 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	if err != nil {
 		return nil, err
 	}
+	// An exec that exited is deleted as it is; any other is killed first (WithProcessKill costs
+	// two more round trips to the shim, which a finished probe does not need).
+	exited := false
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		process.Delete(dctx, containerd.WithProcessKill)
+		var opts []containerd.ProcessDeleteOpts
+		if !exited {
+			opts = append(opts, containerd.WithProcessKill)
+		}
+		process.Delete(dctx, opts...)
 	}()
 	exitCh, err := process.Wait(context.WithoutCancel(ctx))
 	if err != nil {
@@ -66,6 +73,7 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	}
 	select {
 	case st := <-exitCh:
+		exited = true
 		code, _, err := st.Result()
 		if err != nil {
 			return nil, err

@@ -51,10 +51,17 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, in io.Reade
 	if err != nil {
 		return err
 	}
+	// An exec that exited is deleted as it is; any other is killed first (WithProcessKill costs
+	// two more round trips to the shim, which a finished probe does not need).
+	exited := false
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		process.Delete(dctx, containerd.WithProcessKill)
+		var opts []containerd.ProcessDeleteOpts
+		if !exited {
+			opts = append(opts, containerd.WithProcessKill)
+		}
+		process.Delete(dctx, opts...)
 	}()
 	exitCh, err := process.Wait(context.WithoutCancel(ctx))
 	if err != nil {
@@ -78,6 +85,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, in io.Reade
 	}
 	select {
 	case st := <-exitCh:
+		exited = true
 		code, _, err := st.Result()
 		if err != nil {
 			return err
