@@ -68,15 +68,6 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	}
 	undo = append(undo, func(context.Context) error { return os.RemoveAll(sb.Dir) })
 
-	// The record comes first, so that a berthd that dies from here on finds the pod at its next
-	// start (NOTREADY) and can tear it down.
-	steps := stepTimer{start: time.Now()}
-	if err := r.createRecord(ctx, sb); err != nil {
-		return "", err
-	}
-	steps.mark("record")
-	undo = append(undo, func(ctx context.Context) error { return r.deleteRecord(ctx, id) })
-
 	hostname := podHostname(cfg)
 	var kinds []namespace.Kind
 	if !hostNet {
@@ -86,12 +77,31 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		kinds = append(kinds, namespace.IPC)
 	}
 	nsDir := filepath.Join(sb.Dir, "ns")
+	nsPath := func(k namespace.Kind, want bool) string {
+		if !want {
+			return ""
+		}
+		return namespace.PinPath(nsDir, k)
+	}
+	// The namespaces' paths are in the record from the start: a berthd that dies during the CNI
+	// ADD must give the plugins the pod's netns at the DEL, or they cannot find what to undo
+	// (the bridge plugin leaves its masquerade rules behind).
+	sb.NetNS, sb.UTS, sb.IPC = nsPath(namespace.Net, !hostNet), nsPath(namespace.UTS, !hostNet), nsPath(namespace.IPC, !hostIPC)
+
+	// The record comes first, so that a berthd that dies from here on finds the pod at its next
+	// start (NOTREADY) and can tear it down.
+	steps := stepTimer{start: time.Now()}
+	if err := r.createRecord(ctx, sb); err != nil {
+		return "", err
+	}
+	steps.mark("record")
+	undo = append(undo, func(ctx context.Context) error { return r.deleteRecord(ctx, id) })
+
 	paths, err := namespace.Pin(nsDir, kinds, hostname)
 	if err != nil {
 		return "", fmt.Errorf("pod %s namespaces: %w", name, err)
 	}
 	undo = append(undo, func(context.Context) error { return namespace.Unpin(nsDir) })
-	sb.NetNS, sb.IPC, sb.UTS = paths[namespace.Net], paths[namespace.IPC], paths[namespace.UTS]
 	steps.mark("namespaces")
 
 	if err := applySysctls(cfg.GetLinux().GetSysctls(), paths); err != nil {

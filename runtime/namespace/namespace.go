@@ -25,6 +25,9 @@ const (
 
 var cloneFlags = map[Kind]int{Net: unix.CLONE_NEWNET, IPC: unix.CLONE_NEWIPC, UTS: unix.CLONE_NEWUTS}
 
+// PinPath is where Pin pins the namespace of kind k in dir.
+func PinPath(dir string, k Kind) string { return filepath.Join(dir, string(k)) }
+
 // Pin creates one new namespace of each kind and pins it at dir/<kind>. A new UTS namespace gets
 // hostname; a new network namespace has its loopback interface up. On error nothing is left
 // behind. It returns the path of each pinned namespace.
@@ -45,7 +48,7 @@ func Pin(dir string, kinds []Kind, hostname string) (map[Kind]string, error) {
 	}
 	paths := map[Kind]string{}
 	for _, k := range kinds {
-		p := filepath.Join(dir, string(k))
+		p := PinPath(dir, k)
 		f, err := os.OpenFile(p, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o400)
 		if err != nil {
 			release(paths)

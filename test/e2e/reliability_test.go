@@ -114,6 +114,9 @@ func TestBerthdKilledDuringRunPodSandbox(t *testing.T) {
 	if out, _ := exec.Command("ip", "-o", "link", "show", "master", e2eBridge).Output(); len(out) > 0 {
 		t.Errorf("veths left on the bridge:\n%s", out)
 	}
+	if out, _ := exec.Command("iptables-save").Output(); strings.Contains(string(out), id) {
+		t.Errorf("iptables rules of the interrupted pod left after its removal")
+	}
 	// The name is free again.
 	runPod(t, d, cfg)
 }
