@@ -89,7 +89,8 @@ state = %[2]q
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(filepath.Join(binDir, "containerd"), "--config", configPath)
+	// containerd-cri is the stock build; berth's managed "containerd" has no CRI plugin.
+	cmd := exec.Command(filepath.Join(binDir, "containerd-cri"), "--config", configPath)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(), "PATH="+binDir+":"+os.Getenv("PATH"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
