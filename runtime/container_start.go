@@ -59,6 +59,7 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 		return fmt.Errorf("pod sandbox %s of container %s is not ready: %w", c.SandboxID, c.ID, errdefs.ErrFailedPrecondition)
 	}
 
+	steps := stepTimer{start: time.Now()}
 	fifos := r.fifos(c)
 	if err := os.MkdirAll(filepath.Dir(fifos.Stdout), 0o700); err != nil {
 		return err
@@ -69,7 +70,7 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 			return fmt.Errorf("container %s: %w", c.ID, err)
 		}
 	}
-	task, exitCh, copied, startedAt, err := r.startTask(ctx, c, fifos, logFile)
+	task, exitCh, copied, startedAt, err := r.startTask(ctx, c, fifos, logFile, &steps)
 	if err != nil {
 		if logFile != nil {
 			logFile.Close()
@@ -87,6 +88,8 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 	if err := r.saveContainer(ctx, c); err != nil {
 		r.log.Warn("cannot save a started container's state", "container", c.ID, "error", err)
 	}
+	steps.mark("save")
+	r.log.Debug("container started", "container", c.ID, "sandbox", c.SandboxID, "pid", task.Pid(), "steps", steps.String())
 	go r.monitor(c, task, exitCh, copied)
 	return nil
 }
@@ -94,7 +97,7 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 // startTask creates and starts the container's task with its stdio on fifos, copying output to
 // logFile (nil: discarded). copied is done once the output is drained; startedAt is taken just
 // before the start, so that it never comes after an exit the process makes at once.
-func (r *Runtime) startTask(ctx context.Context, c *Container, fifos *cio.FIFOSet, logFile *logs.File) (task containerd.Task, exitCh <-chan containerd.ExitStatus, copied *sync.WaitGroup, startedAt time.Time, err error) {
+func (r *Runtime) startTask(ctx context.Context, c *Container, fifos *cio.FIFOSet, logFile *logs.File, steps *stepTimer) (task containerd.Task, exitCh <-chan containerd.ExitStatus, copied *sync.WaitGroup, startedAt time.Time, err error) {
 	// The pipes outlive this request: they are the container's for its whole life.
 	dio, err := cio.NewDirectIO(context.Background(), fifos)
 	if err != nil {
@@ -107,12 +110,14 @@ func (r *Runtime) startTask(ctx context.Context, c *Container, fifos *cio.FIFOSe
 		dio.Close()
 		return nil, nil, nil, startedAt, err
 	}
+	steps.mark("io")
 	task, err = container.NewTask(ctx, func(string) (cio.IO, error) { return dio, nil })
 	if err != nil {
 		dio.Cancel()
 		dio.Close()
 		return nil, nil, nil, startedAt, fmt.Errorf("create task of container %s: %w", c.ID, err)
 	}
+	steps.mark("create")
 	exitCh, err = task.Wait(context.Background())
 	if err == nil {
 		startedAt = time.Now()
@@ -122,6 +127,7 @@ func (r *Runtime) startTask(ctx context.Context, c *Container, fifos *cio.FIFOSe
 		task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
 		return nil, nil, nil, startedAt, fmt.Errorf("start container %s: %w", c.ID, err)
 	}
+	steps.mark("start")
 	return task, exitCh, copied, startedAt, nil
 }
 
