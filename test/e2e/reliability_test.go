@@ -202,11 +202,12 @@ func TestRestartFinishesInterruptedCreatesAndStarts(t *testing.T) {
 	if err := e.d.Run(); err != nil {
 		t.Fatal(err)
 	}
-	if out := ctrCmd("snapshots", "ls"); strings.Contains(out, "orphan-of-a-killed-create") {
-		t.Errorf("orphaned snapshot still there:\n%s", out)
-	}
+	// The status waits for berthd to have loaded its state, orphans removed included.
 	if st := e.status(t, id); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 		t.Fatalf("container started behind berth's back: %v", st.State)
+	}
+	if out := ctrCmd("snapshots", "ls"); strings.Contains(out, "orphan-of-a-killed-create") {
+		t.Errorf("orphaned snapshot still there:\n%s", out)
 	}
 	e.exec(t, id, "true")
 	// It is berth's again: stop and remove work, and nothing of it is left.
