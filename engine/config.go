@@ -45,7 +45,7 @@ func (m *Managed) configTOML() string {
 	}
 	b.WriteString("]\n\n")
 	fmt.Fprintf(&b, "[grpc]\n  address = %s\n\n", q(m.Address()))
-	fmt.Fprintf(&b, "[ttrpc]\n  address = %s\n\n", q(m.Address()+".ttrpc"))
+	fmt.Fprintf(&b, "[ttrpc]\n  address = %s\n\n", q(m.TTRPCAddress()))
 	fmt.Fprintf(&b, "[debug]\n  level = %s\n\n", q(m.LogLevel))
 	fmt.Fprintf(&b, "[plugins.\"io.containerd.internal.v1.opt\"]\n  path = %s\n", q(filepath.Join(m.root(), "opt")))
 	return b.String()

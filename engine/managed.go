@@ -90,6 +90,25 @@ func (m *Managed) Close() {
 // Address is the socket of the managed containerd's gRPC API.
 func (m *Managed) Address() string { return filepath.Join(m.state(), "containerd.sock") }
 
+// TTRPCAddress is the socket the managed containerd serves ttrpc on (shims publish events there).
+func (m *Managed) TTRPCAddress() string { return m.Address() + ".ttrpc" }
+
+// ShimBinary is the runc shim the managed containerd runs: the one beside its executable, which
+// comes first on its PATH, else the first on berthd's PATH.
+func (m *Managed) ShimBinary() string {
+	const name = "containerd-shim-runc-v2"
+	if p := filepath.Join(filepath.Dir(m.Binary), name); isExecutable(p) {
+		return p
+	}
+	p, _ := exec.LookPath(name)
+	return p
+}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
 // Pid is the process id of the running containerd, or 0 while none runs.
 func (m *Managed) Pid() int { return int(m.pid.Load()) }
 

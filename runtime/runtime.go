@@ -42,6 +42,8 @@ type Options struct {
 	Images Images
 	// SeccompProfileRoot is where relative Localhost seccomp profiles are found.
 	SeccompProfileRoot string
+	// Shim says how containerd runs runc shims; see ShimConfig.
+	Shim ShimConfig
 }
 
 // Images is what the runtime needs of the image service.
@@ -68,6 +70,7 @@ type Runtime struct {
 
 	pauseBinary  string
 	cgroupDriver string
+	shim         ShimConfig
 	stats        statsCache
 	events       eventBus
 	// loaded is closed once Load has rebuilt the state; pod calls wait for it.
@@ -84,7 +87,7 @@ func New(client *containerd.Client, opts Options) *Runtime {
 		sandboxes: newSandboxStore(), loaded: make(chan struct{}),
 		containers: newContainerStore(), images: opts.Images,
 		settings:    hostSettings(opts.CgroupDriver, opts.SeccompProfileRoot),
-		pauseBinary: opts.PauseBinary, cgroupDriver: opts.CgroupDriver}
+		pauseBinary: opts.PauseBinary, cgroupDriver: opts.CgroupDriver, shim: opts.Shim}
 }
 
 // LoadInBackground calls Load until it succeeds (containerd may not answer yet) or ctx ends.
@@ -135,6 +138,7 @@ func (r *Runtime) Load(ctx context.Context) error {
 			r.log.Error("cannot load pod sandbox record; leaving it alone", "sandbox", c.ID, "error", err)
 			continue
 		}
+		r.readShimLog(ctx, sb)
 		r.sandboxes.add(sb)
 	}
 	if err := r.loadContainers(ctx); err != nil {

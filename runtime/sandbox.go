@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"sync"
@@ -45,6 +46,9 @@ type Sandbox struct {
 	InfraPid uint32
 	// removed is set once RemovePodSandbox has removed the sandbox.
 	removed bool
+	// shimLog is the read end of the log FIFO of a shim berth started for the pod (nil: none).
+	// A shim waits for a reader before it serves, so a restarted berthd reopens it.
+	shimLog io.Closer
 
 	// published is the state status and list calls see (see view).
 	published atomic.Pointer[SandboxView]

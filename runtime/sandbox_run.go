@@ -97,6 +97,21 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	steps.mark("record")
 	undo = append(undo, func(ctx context.Context) error { return r.deleteRecord(ctx, id) })
 
+	// The pod's shim starts while its namespaces and network are set up (see ShimConfig).
+	waitShim := func() error { return nil }
+	if r.shim.Binary != "" {
+		done := make(chan struct{})
+		var shimErr error
+		go func() { defer close(done); shimErr = r.prestartShim(ctx, sb) }()
+		waitShim = func() error { <-done; return shimErr }
+		undo = append(undo, func(ctx context.Context) error {
+			waitShim()
+			r.releaseShim(ctx, sb, true)
+			sb.closeShimLog()
+			return nil
+		})
+	}
+
 	paths, err := namespace.Pin(nsDir, kinds, hostname)
 	if err != nil {
 		return "", fmt.Errorf("pod %s namespaces: %w", name, err)
@@ -130,6 +145,11 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		undo = append(undo, func(context.Context) error { return unmountPodShm(sb.Dir) })
 	}
 	steps.mark("files")
+	if err := waitShim(); err != nil {
+		// Not fatal: containerd starts the shim with the pod's first container, as it would anyway.
+		r.log.Warn("pod shim not started ahead of its containers", "sandbox", id, "pod", name, "error", err)
+	}
+	steps.mark("shim")
 	if sharesPID(cfg) {
 		pid, err := r.startInfra(ctx, sb)
 		undo = append(undo, func(ctx context.Context) error { return r.stopInfra(ctx, id) })

@@ -48,6 +48,7 @@ func (r *Runtime) stopLocked(ctx context.Context, sb *Sandbox) error {
 			return err
 		}
 	}
+	r.releaseShim(ctx, sb, false)
 	if err := r.teardownNetwork(ctx, sb); err != nil {
 		return err
 	}
@@ -118,6 +119,8 @@ func (r *Runtime) RemovePodSandbox(ctx context.Context, id string) error {
 			return fmt.Errorf("remove pod sandbox %s: %w", sb.ID, err)
 		}
 	}
+	r.releaseShim(ctx, sb, true)
+	sb.closeShimLog()
 	r.removePodCgroup(sb.Config.GetLinux().GetCgroupParent())
 	if err := os.RemoveAll(sb.Dir); err != nil {
 		return fmt.Errorf("remove pod sandbox %s files: %w", sb.ID, err)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -67,6 +68,9 @@ func run(cfg config.Config, log *slog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	address := cfg.ContainerdAddress
+	// With an external containerd berth knows its address only: it cleans up after shims but
+	// leaves starting them to containerd.
+	shim := runtime.ShimConfig{Address: strings.TrimPrefix(address, "unix://")}
 	if address == "" {
 		m := &engine.Managed{
 			Binary: cfg.ContainerdBinary, RootDir: cfg.Root, StateDir: cfg.State,
@@ -82,6 +86,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 			Help: "Times the managed containerd died and was restarted.",
 		}, func() float64 { return float64(m.Restarts()) }))
 		address = m.Address()
+		shim = runtime.ShimConfig{Binary: m.ShimBinary(), ContainerdBinary: m.Binary, Address: address, TTRPCAddress: m.TTRPCAddress()}
 	}
 	client, err := runtime.Connect(address)
 	if err != nil {
@@ -106,6 +111,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 		Images:             images,
 		SeccompProfileRoot: filepath.Join(cfg.Root, "seccomp"),
 		CgroupDriver:       runtime.CgroupDriver(cfg.CgroupDriver),
+		Shim:               shim,
 	})
 	reg.MustRegister(rt.Collector())
 	loadCtx, stopLoading := context.WithCancel(context.Background())

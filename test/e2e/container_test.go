@@ -339,6 +339,50 @@ func TestOneShimPerPodAndCleanRemoval(t *testing.T) {
 	assertNoPods(t, e.d)
 }
 
+// A pod's shim starts with the pod, under the pod's id, and the pod's containers run in it; a pod
+// gone, with or without having run a container, leaves neither its shim nor its shim socket.
+func TestPodShimStartsWithThePod(t *testing.T) {
+	sockets := func() int { e, _ := os.ReadDir("/run/containerd/s"); return len(e) }
+	before := sockets()
+	e := newContainerEnv(t, "early-shim")
+	shimsOf := func(id string) (pod, all int) {
+		for _, pid := range processesWith("containerd-shim-runc-v2") {
+			cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			if strings.Contains(string(cmd), e.d.State) {
+				all++
+				if strings.Contains(string(cmd), "-id\x00"+id+"\x00") {
+					pod++
+				}
+			}
+		}
+		return pod, all
+	}
+	if pod, all := shimsOf(e.pod); pod != 1 || all != 1 {
+		t.Fatalf("after RunPodSandbox: %d shims of the pod, %d in all; want its own one", pod, all)
+	}
+	e.run(t, "a", nil)
+	e.run(t, "b", nil)
+	if pod, all := shimsOf(e.pod); pod != 1 || all != 1 {
+		t.Errorf("with two containers: %d shims of the pod, %d in all; want the pod's only", pod, all)
+	}
+	idle := runPod(t, e.d, podConfig("early-shim-idle"))
+	if pod, _ := shimsOf(idle); pod != 1 {
+		t.Errorf("a second pod has %d shims of its own, want 1", pod)
+	}
+	for _, id := range []string{e.pod, idle} {
+		if _, err := e.d.Runtime.StopPodSandbox(ctx(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.d.Runtime.RemovePodSandbox(ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the shims to exit", func() bool { _, all := shimsOf(e.pod); return all == 0 })
+	if after := sockets(); after != before {
+		t.Errorf("%d shim sockets in /run/containerd/s after the pods were removed, %d before", after, before)
+	}
+}
+
 // The containers of a pod share one /dev/shm (a tmpfs of the pod's, as System V IPC is shared
 // through the pod's IPC namespace), and the tmpfs goes with the pod.
 func TestContainersShareThePodsShm(t *testing.T) {

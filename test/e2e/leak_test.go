@@ -18,8 +18,9 @@ import (
 // reservations, iptables rules, berth's cgroups and pod directories.
 type hostTraces struct {
 	links, pins, ips, iptables, cgroups, podDirs int
-	// mounts under berthd's state, shims of its containerd, files under its containers' dirs.
-	mounts, shims, ctrFiles int
+	// mounts under berthd's state, shims of its containerd, files under its containers' dirs,
+	// shim sockets (runc shims make them in one host-wide directory).
+	mounts, shims, ctrFiles, shimSockets int
 }
 
 func countTraces(t *testing.T, stateDir string) hostTraces {
@@ -53,6 +54,9 @@ func countTraces(t *testing.T, stateDir string) hostTraces {
 			h.shims++
 		}
 	}
+	if sockets, err := os.ReadDir("/run/containerd/s"); err == nil {
+		h.shimSockets = len(sockets)
+	}
 	filepath.WalkDir(filepath.Join(stateDir, "containers"), func(_ string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			h.ctrFiles++
@@ -60,6 +64,17 @@ func countTraces(t *testing.T, stateDir string) hostTraces {
 		return nil
 	})
 	return h
+}
+
+// shimsOf lists the command lines of the shims of the containerd under stateDir.
+func shimsOf(stateDir string) string {
+	var b strings.Builder
+	for _, pid := range processesWith("containerd-shim") {
+		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(cmd), stateDir) {
+			fmt.Fprintf(&b, "%d: %s\n", pid, strings.ReplaceAll(string(cmd), "\x00", " "))
+		}
+	}
+	return b.String()
 }
 
 // TestPodCyclesLeaveNothingBehind runs 200 pods through run, stop and remove, one in ten with a
@@ -166,7 +181,7 @@ func TestLoadRoundsLeaveNothingBehind(t *testing.T) {
 	}
 	after := countTraces(t, e.d.State)
 	if after != before {
-		t.Errorf("after %d rounds of %d pods the host holds %+v, before %+v", rounds, pods, after, before)
+		t.Errorf("after %d rounds of %d pods the host holds %+v, before %+v; shims left:\n%s", rounds, pods, after, before, shimsOf(e.d.State))
 	}
 	assertNoPods(t, e.d)
 	t.Logf("%d ExecSync probes answered", probes.Load())

@@ -1,0 +1,225 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	taskapi "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/fifo"
+	"github.com/containerd/ttrpc"
+	"golang.org/x/sys/unix"
+)
+
+// ShimConfig says how berth's containerd runs runc shims, so that berth can start a pod's shim
+// itself while the pod's network is being set up, instead of containerd starting it with the
+// pod's first container (about 50 ms of every pod's time to RUNNING on a small node), and can
+// make sure the shim and its socket are gone when the pod is.
+//
+// The containers of a pod share its shim (DESIGN.md, decision 3): the runc shim's "start" command
+// derives the shim's socket from containerd's address, the namespace and the group annotation,
+// and hands out the address of a shim already listening there. A shim berth started is therefore
+// the one containerd's first task of the pod runs in.
+type ShimConfig struct {
+	// Binary is the runc shim executable (containerd-shim-runc-v2). Empty: berth never starts
+	// shims itself (an external containerd, whose shim and configuration berth does not know).
+	Binary string
+	// ContainerdBinary is the containerd executable, told to the shim as containerd does.
+	ContainerdBinary string
+	// Address and TTRPCAddress are containerd's, exactly as in its configuration.
+	Address, TTRPCAddress string
+}
+
+// shimSocketDir is where runc shims make their sockets, whatever containerd's state directory.
+const shimSocketDir = "/run/containerd/s"
+
+// shimSocket is the socket of the shim of group: as the runc shim computes it (pkg/shim's
+// SocketAddress), the hash of containerd's address, the namespace and the group.
+// prestartShim checks it against the address the shim answers (TestPodShimStartsWithThePod).
+// With debug set it is the shim's debug socket, which a containerd logging at debug level asks for.
+func shimSocket(containerdAddress, group string, debug bool) string {
+	path := filepath.Join(containerdAddress, Namespace, group)
+	if debug {
+		path = filepath.Join(path, "debug")
+	}
+	return filepath.Join(shimSocketDir, fmt.Sprintf("%x", sha256.Sum256([]byte(path))))
+}
+
+// prestartShim starts the shim of pod sb, grouped by its id, and returns once the shim listens.
+// The shim runs with the pod's id, so it removes its socket when it exits.
+func (r *Runtime) prestartShim(ctx context.Context, sb *Sandbox) error {
+	dir := filepath.Join(sb.Dir, "shim")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	// The shim reads the group from the bundle's spec; nothing else of it.
+	spec, _ := json.Marshal(map[string]any{"annotations": map[string]string{groupAnnotation: sb.ID}})
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), spec, 0o600); err != nil {
+		return err
+	}
+	// The shim logs to the FIFO "log" of its directory and waits for a reader before it serves.
+	if err := r.openShimLog(sb, true); err != nil {
+		return err
+	}
+
+	cmd := exec.CommandContext(ctx, r.shim.Binary,
+		"-namespace", Namespace, "-address", r.shim.Address, "-publish-binary", r.shim.ContainerdBinary,
+		"-id", sb.ID, "start")
+	cmd.Dir = dir
+	// The environment containerd gives its shims; runc is found beside containerd, as it finds it.
+	path := filepath.Dir(r.shim.ContainerdBinary) + ":" + filepath.Dir(r.shim.Binary) + ":" + os.Getenv("PATH")
+	cmd.Env = append(os.Environ(), "PATH="+path, "GOMAXPROCS=2", "MAX_SHIM_VERSION=2",
+		"TTRPC_ADDRESS="+r.shim.TTRPCAddress, "GRPC_ADDRESS="+r.shim.Address, "NAMESPACE="+Namespace)
+	out, err := cmd.Output()
+	if err != nil {
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) {
+			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(exitErr.Stderr)))
+		}
+		return fmt.Errorf("start the shim of pod %s: %w", sb.ID, err)
+	}
+	var params struct {
+		Address string `json:"address"`
+	}
+	if err := json.Unmarshal(out, &params); err != nil {
+		return fmt.Errorf("start the shim of pod %s: unexpected answer %q", sb.ID, out)
+	}
+	if want := shimSocket(r.shim.Address, sb.ID, false); strings.TrimPrefix(params.Address, "unix://") != want {
+		// Not where berth will look for it at the pod's end: stop it now rather than leak it.
+		r.shutdownShim(ctx, strings.TrimPrefix(params.Address, "unix://"), true)
+		return fmt.Errorf("the shim of pod %s listens on %s, not %s: shim socket naming changed", sb.ID, params.Address, want)
+	}
+	return nil
+}
+
+// openShimLog opens the read end of the log FIFO of the pod's shim (creating it when create is
+// set) and forwards what the shim writes into berth's log. The sandbox's lock is held or the
+// sandbox is not shared yet.
+func (r *Runtime) openShimLog(sb *Sandbox, create bool) error {
+	flags := unix.O_RDONLY | unix.O_NONBLOCK
+	if create {
+		flags |= unix.O_CREAT
+	}
+	f, err := fifo.OpenFifo(context.Background(), filepath.Join(sb.Dir, "shim", "log"), flags, 0o700)
+	if err != nil {
+		return fmt.Errorf("shim log of pod %s: %w", sb.ID, err)
+	}
+	sb.shimLog = f
+	go forwardShimLog(r.log.With("sandbox", sb.ID, "component", "shim"), f)
+	return nil
+}
+
+// readShimLog reopens, after a restart, the log of a shim berth started for pod sb: a shim that
+// has not opened its log yet serves nothing until it has a reader.
+func (r *Runtime) readShimLog(ctx context.Context, sb *Sandbox) {
+	if _, err := os.Stat(filepath.Join(sb.Dir, "shim", "log")); err != nil {
+		return
+	}
+	if err := r.openShimLog(sb, false); err != nil {
+		r.log.Warn("cannot read the pod shim's log", "sandbox", sb.ID, "error", err)
+	}
+}
+
+// forwardShimLog copies the shim's log lines into berth's log until the shim exits.
+func forwardShimLog(log *slog.Logger, f interface {
+	Read([]byte) (int, error)
+	Close() error
+}) {
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		line := s.Text()
+		if strings.Contains(line, "level=error") || strings.Contains(line, "level=warning") || strings.Contains(line, "level=fatal") {
+			log.Warn(line)
+		} else {
+			log.Debug(line)
+		}
+	}
+}
+
+// releaseShim makes sure the shim of pod sb is gone once the pod's containers are: a shim started
+// ahead of a first container that never came is told to exit, and a socket its shim left behind
+// (a shim containerd started runs under its first container's id, and only removes that
+// container's socket) is removed.
+// With wait unset the shim is only told to exit: its socket goes at the pod's removal.
+func (r *Runtime) releaseShim(ctx context.Context, sb *Sandbox, wait bool) {
+	if r.shim.Address == "" {
+		return
+	}
+	r.shutdownShim(ctx, shimSocket(r.shim.Address, sb.ID, false), wait)
+	if wait {
+		removeDeadSocket(r.log, shimSocket(r.shim.Address, sb.ID, true))
+	}
+}
+
+// removeDeadSocket removes socket if nothing listens on it.
+func removeDeadSocket(log *slog.Logger, socket string) {
+	conn, err := net.DialTimeout("unix", socket, time.Second)
+	if err == nil {
+		conn.Close()
+		return
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		if err := os.Remove(socket); err != nil && !os.IsNotExist(err) {
+			log.Warn("cannot remove a dead shim's socket", "socket", socket, "error", err)
+		}
+	}
+}
+
+// closeShimLog stops reading the log of the pod's shim; called once the pod is removed.
+func (sb *Sandbox) closeShimLog() {
+	if sb.shimLog != nil {
+		sb.shimLog.Close()
+		sb.shimLog = nil
+	}
+}
+
+// shimExitTimeout bounds the wait for a shim told to exit (or exiting after its last task).
+const shimExitTimeout = 2 * time.Second
+
+// shutdownShim asks the shim listening on socket to exit (a shim that still runs a container
+// declines), with wait set waits a moment for it to go, and removes the socket once nothing listens on it:
+// a shim removes only the socket named after its own id, and containerd starts a pod's shim
+// under its first container's.
+func (r *Runtime) shutdownShim(ctx context.Context, socket string, wait bool) {
+	deadline := time.Now().Add(shimExitTimeout)
+	for asked := false; ; {
+		conn, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "unix", socket)
+		if err != nil {
+			removeDeadSocket(r.log, socket)
+			return
+		}
+		if !asked {
+			asked = true
+			client := ttrpc.NewClient(conn)
+			sctx, cancel := context.WithTimeout(ctx, shimExitTimeout)
+			_, err = taskapi.NewTTRPCTaskClient(client).Shutdown(sctx, &taskapi.ShutdownRequest{})
+			cancel()
+			client.Close()
+			if err != nil && !errors.Is(err, ttrpc.ErrClosed) {
+				r.log.Debug("shim shutdown", "socket", socket, "error", err)
+			}
+		} else {
+			conn.Close()
+		}
+		if !wait {
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			r.log.Debug("shim still listening after being told to exit", "socket", socket)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
