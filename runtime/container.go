@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -193,4 +194,12 @@ func (s *containerStore) list(sandboxID string) []*Container {
 	s.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].view().State.CreatedAt.Before(out[j].view().State.CreatedAt) })
 	return out
+}
+
+// loadedContainer finds container id once berthd's state is loaded (see waitLoaded).
+func (r *Runtime) loadedContainer(ctx context.Context, id string) (*Container, error) {
+	if err := r.waitLoaded(ctx); err != nil {
+		return nil, err
+	}
+	return r.containers.get(id)
 }

@@ -40,10 +40,7 @@ func (r *Runtime) fifos(c *Container) *cio.FIFOSet {
 // StartContainer starts a created container: its output is copied to its log file (the copier
 // runs before the process does, so nothing is lost), and its exit is tracked.
 func (r *Runtime) StartContainer(ctx context.Context, id string) error {
-	if err := r.waitLoaded(ctx); err != nil {
-		return err
-	}
-	c, err := r.containers.get(id)
+	c, err := r.loadedContainer(ctx, id)
 	if err != nil {
 		return err
 	}

@@ -16,10 +16,7 @@ import (
 
 // Container returns the container id (or a unique prefix of it) names.
 func (r *Runtime) Container(ctx context.Context, id string) (ContainerView, error) {
-	if err := r.waitLoaded(ctx); err != nil {
-		return ContainerView{}, err
-	}
-	c, err := r.containers.get(id)
+	c, err := r.loadedContainer(ctx, id)
 	if err != nil {
 		return ContainerView{}, err
 	}
@@ -51,10 +48,7 @@ func (r *Runtime) ContainerSpec(ctx context.Context, id string) (*specs.Spec, er
 // UpdateContainerResources changes a container's resources, live when it runs, and records them
 // so that a later start uses them.
 func (r *Runtime) UpdateContainerResources(ctx context.Context, id string, res *runtimeapi.LinuxContainerResources) error {
-	if err := r.waitLoaded(ctx); err != nil {
-		return err
-	}
-	c, err := r.containers.get(id)
+	c, err := r.loadedContainer(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -97,10 +91,7 @@ func (r *Runtime) UpdateContainerResources(ctx context.Context, id string, res *
 
 // ReopenContainerLog reopens a running container's log file, after the kubelet rotated it.
 func (r *Runtime) ReopenContainerLog(ctx context.Context, id string) error {
-	if err := r.waitLoaded(ctx); err != nil {
-		return err
-	}
-	c, err := r.containers.get(id)
+	c, err := r.loadedContainer(ctx, id)
 	if err != nil {
 		return err
 	}

@@ -17,10 +17,7 @@ import (
 // SIGKILL when it has not exited after timeout seconds. Per the CRI (api.proto) it is idempotent:
 // a stopped container, or one that does not exist, is no error.
 func (r *Runtime) StopContainer(ctx context.Context, id string, timeout int64) error {
-	if err := r.waitLoaded(ctx); err != nil {
-		return err
-	}
-	c, err := r.containers.get(id)
+	c, err := r.loadedContainer(ctx, id)
 	if errdefs.IsNotFound(err) {
 		return nil
 	}
@@ -90,10 +87,7 @@ func (r *Runtime) task(ctx context.Context, id string) (containerd.Task, error) 
 // and stdio pipes go (its log file stays: the kubelet owns it). Per the CRI (api.proto) removing a
 // container that does not exist is no error.
 func (r *Runtime) RemoveContainer(ctx context.Context, id string) error {
-	if err := r.waitLoaded(ctx); err != nil {
-		return err
-	}
-	c, err := r.containers.get(id)
+	c, err := r.loadedContainer(ctx, id)
 	if errdefs.IsNotFound(err) {
 		return nil
 	}

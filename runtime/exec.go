@@ -45,18 +45,8 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	if err != nil {
 		return nil, err
 	}
-	// An exec that exited is deleted as it is; any other is killed first (WithProcessKill costs
-	// two more round trips to the shim, which a finished probe does not need).
 	exited := false
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		var opts []containerd.ProcessDeleteOpts
-		if !exited {
-			opts = append(opts, containerd.WithProcessKill)
-		}
-		process.Delete(dctx, opts...)
-	}()
+	defer func() { deleteExec(ctx, process, exited) }()
 	exitCh, err := process.Wait(context.WithoutCancel(ctx))
 	if err != nil {
 		return nil, err
@@ -94,10 +84,7 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 // newExec makes (but does not start) a process running cmd in a running container, as the
 // container's own process runs (user, environment, capabilities, working directory).
 func (r *Runtime) newExec(ctx context.Context, id string, cmd []string, tty bool, streams cio.Opt) (*Container, containerd.Process, error) {
-	if err := r.waitLoaded(ctx); err != nil {
-		return nil, nil, err
-	}
-	c, err := r.containers.get(id)
+	c, err := r.loadedContainer(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -202,4 +189,17 @@ func cut(out []byte, n int) []byte {
 	}
 	keep := max(n-len(TruncatedMarker), 0)
 	return append(out[:keep:keep], TruncatedMarker...) // a full slice: append copies
+}
+
+// deleteExec deletes an exec process berth is done with: one that exited as it is, any other
+// killed first (WithProcessKill costs two more round trips to the shim, which a finished probe
+// does not need).
+func deleteExec(ctx context.Context, process containerd.Process, exited bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	var opts []containerd.ProcessDeleteOpts
+	if !exited {
+		opts = append(opts, containerd.WithProcessKill)
+	}
+	process.Delete(ctx, opts...)
 }

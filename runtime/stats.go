@@ -59,10 +59,7 @@ func (s *statsCache) forget(key string) {
 
 // ContainerStats returns the resource usage of a container.
 func (r *Runtime) ContainerStats(ctx context.Context, id string) (*runtimeapi.ContainerStats, error) {
-	if err := r.waitLoaded(ctx); err != nil {
-		return nil, err
-	}
-	c, err := r.containers.get(id)
+	c, err := r.loadedContainer(ctx, id)
 	if err != nil {
 		return nil, err
 	}

@@ -51,18 +51,8 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, in io.Reade
 	if err != nil {
 		return err
 	}
-	// An exec that exited is deleted as it is; any other is killed first (WithProcessKill costs
-	// two more round trips to the shim, which a finished probe does not need).
 	exited := false
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		var opts []containerd.ProcessDeleteOpts
-		if !exited {
-			opts = append(opts, containerd.WithProcessKill)
-		}
-		process.Delete(dctx, opts...)
-	}()
+	defer func() { deleteExec(ctx, process, exited) }()
 	exitCh, err := process.Wait(context.WithoutCancel(ctx))
 	if err != nil {
 		return err
@@ -108,10 +98,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, in io.Reade
 // The input of the first client to end closes the container's stdin when it asked for
 // stdin_once.
 func (r *Runtime) Attach(ctx context.Context, id string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
-	if err := r.waitLoaded(ctx); err != nil {
-		return err
-	}
-	c, err := r.containers.get(id)
+	c, err := r.loadedContainer(ctx, id)
 	if err != nil {
 		return err
 	}
