@@ -4,7 +4,7 @@
 // them as JSON (BENCH_JSON, default bin/bench.json). It asserts nothing: tests do that.
 //
 // Figures: berthd cold start to first answered Version; the cold pull of a 3-layer image; pod
-// lifecycle one at a time (30 pods) and 8 at a time (80 pods); node memory and the runtime's
+// lifecycle one at a time (30 pods) and 8 at a time (80 pods, with the node CPU time it took); node memory and the runtime's
 // process memory with 30 running pods; ExecSync latency; List calls with 100 pods.
 package main
 
@@ -205,8 +205,11 @@ func run() error {
 	const concurrent = 80
 	rate := map[string]float64{}
 	conc := map[string][]lifecycle{}
+	cpu := map[string]float64{}
 	for _, t := range []*target{berth, ctrd} {
+		before := nodeCPU()
 		pods, lcs, wall, err := t.startPods(concurrent, 8)
+		cpu[t.name] = ms(nodeCPU()-before) / concurrent
 		if err == nil {
 			err = t.removePods(pods, lcs, 8)
 		}
@@ -217,6 +220,7 @@ func run() error {
 	}
 	toRunning := func(l lifecycle) time.Duration { return l.toRunning }
 	add("8 at a time: pods to RUNNING per second (higher is better)", "/s", rate["berth"], rate["containerd"])
+	add("8 at a time: node CPU time per pod started", "ms", cpu["berth"], cpu["containerd"])
 	add("8 at a time: time to RUNNING p50", "ms", ms(percentile(durations(conc["berth"], toRunning), 50)), ms(percentile(durations(conc["containerd"], toRunning), 50)))
 	add("8 at a time: time to RUNNING p90", "ms", ms(percentile(durations(conc["berth"], toRunning), 90)), ms(percentile(durations(conc["containerd"], toRunning), 90)))
 

@@ -219,6 +219,26 @@ func (t *target) processRSS() (daemons, total uint64) {
 	return daemons, total
 }
 
+// nodeCPU is the CPU time the whole node has spent busy (user, nice, system, irq, softirq,
+// steal) since boot: what starting pods costs, runtime, shims, runc and CNI plugins included.
+func nodeCPU() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var ticks uint64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 || i > 7 { // idle, iowait; guest time is already in user
+			continue
+		}
+		n, _ := strconv.ParseUint(v, 10, 64)
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
 func allPids() []int {
 	entries, _ := os.ReadDir("/proc")
 	var out []int
