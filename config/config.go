@@ -54,6 +54,9 @@ type Config struct {
 	StreamTLSKeyFile  string `toml:"stream-tls-key-file" json:"stream-tls-key-file"`
 	// MetricsAddress is the host:port of the Prometheus endpoint; empty disables it.
 	MetricsAddress string `toml:"metrics-address" json:"metrics-address"`
+	// DebugAddress is the host:port of the Go profiling endpoint (/debug/pprof/); empty disables
+	// it. It is unauthenticated: keep it on loopback.
+	DebugAddress string `toml:"debug-address" json:"debug-address"`
 	// CgroupDriver is auto, cgroupfs or systemd.
 	CgroupDriver string `toml:"cgroup-driver" json:"cgroup-driver"`
 	// ImagePullProgressTimeout cancels an image pull that has received no bytes for this long.
@@ -134,9 +137,12 @@ func (c *Config) Validate() error {
 	if (c.StreamTLSCertFile == "") != (c.StreamTLSKeyFile == "") {
 		return errors.New("stream-tls-cert-file and stream-tls-key-file: give both or neither")
 	}
-	if c.MetricsAddress != "" {
-		if _, _, err := net.SplitHostPort(c.MetricsAddress); err != nil {
-			return fmt.Errorf("metrics-address: %q is not host:port: %v", c.MetricsAddress, err)
+	for _, a := range []struct{ key, val string }{{"metrics-address", c.MetricsAddress}, {"debug-address", c.DebugAddress}} {
+		if a.val == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.val); err != nil {
+			return fmt.Errorf("%s: %q is not host:port: %v", a.key, a.val, err)
 		}
 	}
 	switch c.CgroupDriver {

@@ -72,6 +72,7 @@ log-level = "debug"
 		{desc: "bad stream address", args: []string{"--config", file, "--stream-address", "nope"}, wantErr: "stream-address"},
 		{desc: "stream TLS cert without key", args: []string{"--config", file, "--stream-tls-cert-file", "/etc/berth/stream.crt"}, wantErr: "stream-tls-key-file"},
 		{desc: "bad metrics address", args: []string{"--config", file, "--metrics-address", "1.2.3.4"}, wantErr: "metrics-address"},
+		{desc: "bad debug address", args: []string{"--config", file, "--debug-address", "localhost"}, wantErr: "debug-address"},
 		{
 			desc: "duration from file and flag",
 			args: []string{"--config", writeFile(t, "image-pull-progress-timeout = \"90s\"\n"), "--log-level", "warn"},

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -130,7 +131,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 	})
 	srv := cri.NewServer(rs, cri.NewImageService(images), log.With("component", "cri"), cri.NewMetrics(reg))
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- srv.Serve(l) }()
 	go func() {
 		if err := streams.Serve(); err != nil {
@@ -140,21 +141,28 @@ func run(cfg config.Config, log *slog.Logger) error {
 	log.Info("serving streams (exec, attach, port-forward)", "address", streams.Address())
 
 	if cfg.MetricsAddress != "" {
-		ml, err := net.Listen("tcp", cfg.MetricsAddress)
-		if err != nil {
-			srv.Stop(0)
-			return fmt.Errorf("metrics endpoint: %w", err)
-		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go func() {
-			if err := hs.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("metrics endpoint: %w", err)
-			}
-		}()
+		hs, err := serveHTTP("metrics endpoint", cfg.MetricsAddress, mux, errc, log)
+		if err != nil {
+			srv.Stop(0)
+			return err
+		}
 		defer hs.Close()
-		log.Info("serving metrics", "address", ml.Addr().String())
+	}
+	if cfg.DebugAddress != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		hs, err := serveHTTP("profiling endpoint", cfg.DebugAddress, mux, errc, log)
+		if err != nil {
+			srv.Stop(0)
+			return err
+		}
+		defer hs.Close()
 	}
 	log.Info("serving CRI", "socket", cfg.Listen, "containerd", address)
 
@@ -169,6 +177,23 @@ func run(cfg config.Config, log *slog.Logger) error {
 		srv.Stop(0)
 		return err
 	}
+}
+
+// serveHTTP serves handler on address (host:port) until the returned server is closed; a failure
+// to serve is sent on errc.
+func serveHTTP(what, address string, handler http.Handler, errc chan<- error, log *slog.Logger) (*http.Server, error) {
+	l, err := net.Listen("tcp", address)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("%s: %w", what, err)
+		}
+	}()
+	log.Info("serving "+what, "address", l.Addr().String())
+	return hs, nil
 }
 
 // containerdLogLevel maps berth's log level onto containerd's names.
