@@ -17,6 +17,7 @@ import (
 
 	"github.com/berth-runtime/berth/image"
 	"github.com/berth-runtime/berth/runtime/spec"
+	"github.com/berth-runtime/berth/runtime/testhook"
 )
 
 // snapshotter is where containers' root file systems live; image pulls unpack into it.
@@ -87,6 +88,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 		return "", err
 	}
 	undo = append(undo, func(ctx context.Context) error { return r.client.SnapshotService(snapshotter).Remove(ctx, id) })
+	testhook.Hold(testhook.CreateAfterSnapshot)
 	var passwd, group []byte
 	if err := mount.WithReadonlyTempMount(ctx, mounts, func(root string) error {
 		passwd = readImageFile(root, "etc/passwd")

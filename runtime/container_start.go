@@ -18,6 +18,7 @@ import (
 
 	"github.com/berth-runtime/berth/runtime/logs"
 	"github.com/berth-runtime/berth/runtime/spec"
+	"github.com/berth-runtime/berth/runtime/testhook"
 )
 
 // drainTimeout bounds how long an exited container's output is awaited before its state is
@@ -115,6 +116,7 @@ func (r *Runtime) startTask(ctx context.Context, c *Container, fifos *cio.FIFOSe
 		return nil, nil, nil, startedAt, fmt.Errorf("create task of container %s: %w", c.ID, err)
 	}
 	steps.mark("create")
+	testhook.Hold(testhook.StartAfterTaskCreate)
 	exitCh, err = task.Wait(context.Background())
 	if err == nil {
 		startedAt = time.Now()
@@ -125,6 +127,7 @@ func (r *Runtime) startTask(ctx context.Context, c *Container, fifos *cio.FIFOSe
 		return nil, nil, nil, startedAt, fmt.Errorf("start container %s: %w", c.ID, err)
 	}
 	steps.mark("start")
+	testhook.Hold(testhook.StartAfterTaskStart)
 	return task, exitCh, copied, startedAt, nil
 }
 

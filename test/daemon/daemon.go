@@ -32,6 +32,8 @@ type Daemon struct {
 	Socket      string
 	// Args are the command-line arguments berthd was started with.
 	Args []string
+	// Env is added to berthd's environment at the next Run (BERTH_TEST_HOLD, say).
+	Env []string
 	// extra are the arguments given to the last Run.
 	extra []string
 
@@ -117,6 +119,9 @@ func (d *Daemon) Run(extra ...string) error {
 		return err
 	}
 	cmd := exec.Command(bin, d.Args...)
+	if len(d.Env) > 0 {
+		cmd.Env = append(os.Environ(), d.Env...)
+	}
 	cmd.Stdout = logFile
 	cmd.Stderr = &teeWriter{logFile, d.logs}
 	if err := cmd.Start(); err != nil {

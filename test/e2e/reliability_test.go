@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/runtime/testhook"
 )
 
 // kill -9 of the managed containerd with running pods: berthd restarts it, the pods stay READY,
@@ -216,6 +218,102 @@ func TestRestartFinishesInterruptedCreatesAndStarts(t *testing.T) {
 	}
 	if procs := processesWith(id); len(procs) > 0 {
 		t.Errorf("processes of the taken-up container left: %v", procs)
+	}
+}
+
+// kill -9 of berthd held inside CreateContainer or StartContainer (a test hook holds it there):
+// after the restart the half-done create is gone with its snapshot and its name is free, a
+// start that had not run the process leaves a created container that starts, one that had is a
+// running container whose logs go on; and removing the pod leaves nothing.
+func TestBerthdKilledDuringCreateAndStart(t *testing.T) {
+	for _, point := range []string{testhook.CreateAfterSnapshot, testhook.StartAfterTaskCreate, testhook.StartAfterTaskStart} {
+		t.Run(point, func(t *testing.T) {
+			sockets := func() int { entries, _ := os.ReadDir("/run/containerd/s"); return len(entries) }
+			socketsBefore := sockets()
+			e := newContainerEnv(t, "held-"+point)
+			marks := t.TempDir()
+			if err := e.d.Stop(syscall.SIGTERM); err != nil { // containerd keeps running
+				t.Fatal(err)
+			}
+			e.d.Env = []string{"BERTH_TEST_HOLD=" + point + ":" + marks}
+			if err := e.d.Run(); err != nil {
+				t.Fatal(err)
+			}
+			ticker := func(c *runtimeapi.ContainerConfig) {
+				c.Command = []string{"sh", "-c", "i=0; while true; do i=$((i+1)); echo tick$i; sleep 0.05; done"}
+			}
+			errc := make(chan error, 1)
+			var id string
+			if point == testhook.CreateAfterSnapshot {
+				go func() {
+					_, err := e.d.Runtime.CreateContainer(ctx(t), &runtimeapi.CreateContainerRequest{PodSandboxId: e.pod, SandboxConfig: e.podCfg,
+						Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "held"}, Image: &runtimeapi.ImageSpec{Image: busyboxRef}, LogPath: "held.log"}})
+					errc <- err
+				}()
+			} else {
+				id = e.create(t, "held", ticker)
+				go func() {
+					_, err := e.d.Runtime.StartContainer(ctx(t), &runtimeapi.StartContainerRequest{ContainerId: id})
+					errc <- err
+				}()
+			}
+			waitFor(t, "berthd to reach "+point, func() bool { _, err := os.Stat(filepath.Join(marks, point)); return err == nil })
+			if err := e.d.Stop(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-errc; err == nil {
+				t.Fatal("the call succeeded although berthd was killed during it")
+			}
+			e.d.Env = nil
+			if err := e.d.Run(); err != nil {
+				t.Fatal(err)
+			}
+			list, err := e.d.Runtime.ListContainers(ctx(t), &runtimeapi.ListContainersRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch point {
+			case testhook.CreateAfterSnapshot:
+				if len(list.Containers) != 0 {
+					t.Fatalf("containers after a killed create: %v", list.Containers)
+				}
+				out, _ := exec.Command(tool(t, "ctr"), "-a", filepath.Join(e.d.State, "containerd", "containerd.sock"), "-n", "berth", "snapshots", "ls").CombinedOutput()
+				if strings.Contains(string(out), "Active") {
+					t.Errorf("the killed create's snapshot is left:\n%s", out)
+				}
+				id = e.run(t, "held", ticker) // the name is free again
+			case testhook.StartAfterTaskCreate:
+				if st := e.status(t, id); st.State != runtimeapi.ContainerState_CONTAINER_CREATED {
+					t.Fatalf("after a start killed before the process ran: %v, want CREATED", st.State)
+				}
+				e.start(t, id)
+			case testhook.StartAfterTaskStart:
+				if st := e.status(t, id); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+					t.Fatalf("after a start killed once the process ran: %v, want RUNNING", st.State)
+				}
+			}
+			// Running, and its output reaches its log after the restart.
+			logPath := filepath.Join(e.logDir, "held.log")
+			size := func() int64 { fi, _ := os.Stat(logPath); return fi.Size() }
+			first := size()
+			waitFor(t, "the container to keep logging", func() bool { return size() > first })
+			if got := e.exec(t, id, "echo", "alive"); got != "alive\n" {
+				t.Errorf("exec after the restart: %q", got)
+			}
+			if _, err := e.d.Runtime.RemovePodSandbox(ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: e.pod}); err != nil {
+				t.Fatal(err)
+			}
+			assertNoPods(t, e.d)
+			if left := shimsOf(e.d.State); left != "" {
+				t.Errorf("shims left after the pod was removed:\n%s", left)
+			}
+			if n := sockets(); n != socketsBefore {
+				t.Errorf("%d shim sockets after the pod was removed, %d before", n, socketsBefore)
+			}
+			if procs := processesWith("tick$i"); len(procs) > 0 {
+				t.Errorf("processes of the container left: %v", procs)
+			}
+		})
 	}
 }
 
