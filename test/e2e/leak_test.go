@@ -66,6 +66,19 @@ func countTraces(t *testing.T, stateDir string) hostTraces {
 	return h
 }
 
+// settledTraces counts the host's traces until they are back to want, for up to 5 seconds: a
+// shim told to exit has closed its socket a moment before its process is gone.
+func settledTraces(t *testing.T, stateDir string, want hostTraces) hostTraces {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		h := countTraces(t, stateDir)
+		if h == want || time.Now().After(deadline) {
+			return h
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // shimsOf lists the command lines of the shims of the containerd under stateDir.
 func shimsOf(stateDir string) string {
 	var b strings.Builder
@@ -138,7 +151,7 @@ exit 0
 		}
 		remove += time.Since(start)
 	}
-	after := countTraces(t, d.State)
+	after := settledTraces(t, d.State, before)
 	if after != before {
 		t.Errorf("after %d cycles the host holds %+v, before %+v", cycles, after, before)
 	}
@@ -179,7 +192,7 @@ func TestLoadRoundsLeaveNothingBehind(t *testing.T) {
 		}
 		t.Logf("round %d: %d pods created, probed and removed in %v", round, pods, time.Since(start).Round(time.Millisecond))
 	}
-	after := countTraces(t, e.d.State)
+	after := settledTraces(t, e.d.State, before)
 	if after != before {
 		t.Errorf("after %d rounds of %d pods the host holds %+v, before %+v; shims left:\n%s", rounds, pods, after, before, shimsOf(e.d.State))
 	}
