@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -116,7 +117,10 @@ func (r *Runtime) openShimLog(sb *Sandbox, create bool) error {
 		return fmt.Errorf("shim log of pod %s: %w", sb.ID, err)
 	}
 	sb.shimLog = f
-	go forwardShimLog(r.log.With("sandbox", sb.ID, "component", "shim"), f)
+	go func() {
+		defer f.Close()
+		forwardShimLog(r.log.With("sandbox", sb.ID), f)
+	}()
 	return nil
 }
 
@@ -131,21 +135,52 @@ func (r *Runtime) readShimLog(ctx context.Context, sb *Sandbox) {
 	}
 }
 
-// forwardShimLog copies the shim's log lines into berth's log until the shim exits.
-func forwardShimLog(log *slog.Logger, f interface {
-	Read([]byte) (int, error)
-	Close() error
-}) {
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		line := s.Text()
-		if strings.Contains(line, "level=error") || strings.Contains(line, "level=warning") || strings.Contains(line, "level=fatal") {
-			log.Warn(line)
+// forwardShimLog copies the shim's log lines (logrus text) into berth's log until the shim
+// exits: errors, warnings and panics as warnings, the rest at debug level. A message repeated line after
+// line (a shim on cgroup v1 repeats "cgroups: epoll wait" while it shuts down) is logged once,
+// with the number of repeats.
+func forwardShimLog(log *slog.Logger, r io.Reader) {
+	var last string
+	repeats := 0
+	emit := func(line string, n int) {
+		level := slog.LevelDebug
+		if strings.HasPrefix(line, "panic:") || strings.Contains(line, "level=error") || strings.Contains(line, "level=warning") ||
+			strings.Contains(line, "level=fatal") || strings.Contains(line, "level=panic") {
+			level = slog.LevelWarn
+		}
+		if n > 0 {
+			log.Log(context.Background(), level, "shim log", "line", line, "repeated", n)
 		} else {
-			log.Debug(line)
+			log.Log(context.Background(), level, "shim log", "line", line)
 		}
 	}
+	s := bufio.NewScanner(r)
+	for s.Scan() {
+		line := s.Text()
+		msg := withoutTime(line)
+		if msg == last {
+			repeats++
+			continue
+		}
+		if repeats > 0 {
+			emit(last, repeats)
+		}
+		last, repeats = msg, 0
+		emit(line, 0)
+	}
+	if repeats > 0 {
+		emit(last, repeats)
+	}
+}
+
+// withoutTime is a logrus text line without its time= field.
+func withoutTime(line string) string {
+	if rest, ok := strings.CutPrefix(line, "time=\""); ok {
+		if _, after, ok := strings.Cut(rest, "\" "); ok {
+			return after
+		}
+	}
+	return line
 }
 
 // releaseShim makes sure the shim of pod sb is gone once the pod's containers are: a shim started

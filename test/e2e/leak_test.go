@@ -66,10 +66,11 @@ func countTraces(t *testing.T, stateDir string) hostTraces {
 	return h
 }
 
-// settledTraces counts the host's traces until they are back to want, for up to 5 seconds: a
-// shim told to exit has closed its socket a moment before its process is gone.
+// settledTraces counts the host's traces until they are back to want, for up to 10 seconds: a
+// shim that is told to exit removes its socket first, then gives its shutdown up to 5 seconds
+// (pkg/shim) before its process is gone.
 func settledTraces(t *testing.T, stateDir string, want hostTraces) hostTraces {
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		h := countTraces(t, stateDir)
 		if h == want || time.Now().After(deadline) {
