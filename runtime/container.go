@@ -196,6 +196,14 @@ func (s *containerStore) list(sandboxID string) []*Container {
 	return out
 }
 
+// loadedSandbox finds pod sandbox id once berthd's state is loaded (see waitLoaded).
+func (r *Runtime) loadedSandbox(ctx context.Context, id string) (*Sandbox, error) {
+	if err := r.waitLoaded(ctx); err != nil {
+		return nil, err
+	}
+	return r.sandboxes.get(id)
+}
+
 // loadedContainer finds container id once berthd's state is loaded (see waitLoaded).
 func (r *Runtime) loadedContainer(ctx context.Context, id string) (*Container, error) {
 	if err := r.waitLoaded(ctx); err != nil {

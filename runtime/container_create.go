@@ -37,10 +37,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	case cfg.GetImage().GetImage() == "":
 		return "", fmt.Errorf("config.image.image: empty: %w", errdefs.ErrInvalidArgument)
 	}
-	if err := r.waitLoaded(ctx); err != nil {
-		return "", err
-	}
-	sb, err := r.sandboxes.get(sandboxID)
+	sb, err := r.loadedSandbox(ctx, sandboxID)
 	if err != nil {
 		return "", err
 	}

@@ -83,6 +83,15 @@ func (r *Runtime) task(ctx context.Context, id string) (containerd.Task, error) 
 	return container.Task(ctx, nil)
 }
 
+// liveTask is the task of running container c: the one kept since its start (or since berthd
+// took it up at a restart), else containerd's.
+func (r *Runtime) liveTask(ctx context.Context, c *Container) (containerd.Task, error) {
+	if t := c.running.Load(); t != nil {
+		return *t, nil
+	}
+	return r.task(ctx, c.ID)
+}
+
 // RemoveContainer removes a container, killing it first if it runs: its task, snapshot, record
 // and stdio pipes go (its log file stays: the kubelet owns it). Per the CRI (api.proto) removing a
 // container that does not exist is no error.

@@ -41,19 +41,12 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 		return nil, fmt.Errorf("cmd: empty: %w", errdefs.ErrInvalidArgument)
 	}
 	stdout, stderr := &cappedBuffer{limit: ExecOutputCap}, &cappedBuffer{limit: ExecOutputCap}
-	c, process, err := r.newExec(ctx, id, cmd, false, cio.WithStreams(nil, stdout, stderr))
+	e, err := r.startExec(ctx, id, cmd, false, cio.WithStreams(nil, stdout, stderr))
 	if err != nil {
 		return nil, err
 	}
-	exited := false
-	defer func() { deleteExec(ctx, process, exited) }()
-	exitCh, err := process.Wait(context.WithoutCancel(ctx))
-	if err != nil {
-		return nil, err
-	}
-	if err := process.Start(ctx); err != nil {
-		return nil, fmt.Errorf("exec %q in container %s: %w", strings.Join(cmd, " "), c.ID, err)
-	}
+	defer e.delete(ctx)
+	process, exitCh := e.process, e.exitCh
 
 	var deadline <-chan time.Time
 	if timeout > 0 {
@@ -63,7 +56,7 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	}
 	select {
 	case st := <-exitCh:
-		exited = true
+		e.exited = true
 		code, _, err := st.Result()
 		if err != nil {
 			return nil, err
@@ -91,10 +84,8 @@ func (r *Runtime) newExec(ctx context.Context, id string, cmd []string, tty bool
 	if c.view().State.State != ContainerRunning {
 		return nil, nil, fmt.Errorf("container %s is not running: %w", c.ID, errdefs.ErrFailedPrecondition)
 	}
-	var task containerd.Task
-	if t := c.running.Load(); t != nil {
-		task = *t
-	} else if task, err = r.task(ctx, c.ID); err != nil {
+	task, err := r.liveTask(ctx, c)
+	if err != nil {
 		return nil, nil, fmt.Errorf("container %s is not running: %v: %w", c.ID, err, errdefs.ErrFailedPrecondition)
 	}
 	proc := c.process
@@ -120,6 +111,44 @@ func (r *Runtime) newExec(ctx context.Context, id string, cmd []string, tty bool
 		return nil, nil, fmt.Errorf("exec in container %s: %w", c.ID, err)
 	}
 	return c, process, nil
+}
+
+// execution is an exec process that has been started.
+type execution struct {
+	container *Container
+	process   containerd.Process
+	exitCh    <-chan containerd.ExitStatus
+	exited    bool // its exit was received
+}
+
+// startExec starts cmd in running container id (see newExec) with streams.
+func (r *Runtime) startExec(ctx context.Context, id string, cmd []string, tty bool, streams cio.Opt) (*execution, error) {
+	c, process, err := r.newExec(ctx, id, cmd, tty, streams)
+	if err != nil {
+		return nil, err
+	}
+	e := &execution{container: c, process: process}
+	if e.exitCh, err = process.Wait(context.WithoutCancel(ctx)); err == nil {
+		err = process.Start(ctx)
+	}
+	if err != nil {
+		e.delete(ctx)
+		return nil, fmt.Errorf("exec %q in container %s: %w", strings.Join(cmd, " "), c.ID, err)
+	}
+	return e, nil
+}
+
+// delete deletes the exec process once berth is done with it: one that exited as it is, any
+// other killed first (WithProcessKill costs two more round trips to the shim, which a finished
+// probe does not need).
+func (e *execution) delete(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	var opts []containerd.ProcessDeleteOpts
+	if !e.exited {
+		opts = append(opts, containerd.WithProcessKill)
+	}
+	e.process.Delete(ctx, opts...)
 }
 
 // killExec kills a timed-out exec process and waits (briefly) until it is gone, so that nothing
@@ -174,12 +203,12 @@ func fitBudget(a, b []byte, budget int) ([]byte, []byte) {
 	if len(a)+len(b) <= budget {
 		return a, b
 	}
-	if len(a) <= len(b) {
-		a = cut(a, min(len(a), budget/2))
-		return a, cut(b, budget-len(a))
+	if len(a) > len(b) {
+		b, a := fitBudget(b, a, budget)
+		return a, b
 	}
-	b = cut(b, min(len(b), budget/2))
-	return cut(a, budget-len(b)), b
+	a = cut(a, min(len(a), budget/2))
+	return a, cut(b, budget-len(a))
 }
 
 // cut shortens out to n bytes, the last of them TruncatedMarker; out already n or shorter is kept.
@@ -189,17 +218,4 @@ func cut(out []byte, n int) []byte {
 	}
 	keep := max(n-len(TruncatedMarker), 0)
 	return append(out[:keep:keep], TruncatedMarker...) // a full slice: append copies
-}
-
-// deleteExec deletes an exec process berth is done with: one that exited as it is, any other
-// killed first (WithProcessKill costs two more round trips to the shim, which a finished probe
-// does not need).
-func deleteExec(ctx context.Context, process containerd.Process, exited bool) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	var opts []containerd.ProcessDeleteOpts
-	if !exited {
-		opts = append(opts, containerd.WithProcessKill)
-	}
-	process.Delete(ctx, opts...)
 }

@@ -138,7 +138,7 @@ func (r *Runtime) Load(ctx context.Context) error {
 			r.log.Error("cannot load pod sandbox record; leaving it alone", "sandbox", c.ID, "error", err)
 			continue
 		}
-		r.readShimLog(ctx, sb)
+		r.readShimLog(sb)
 		r.sandboxes.add(sb)
 	}
 	if err := r.loadContainers(ctx); err != nil {

@@ -40,10 +40,7 @@ func (sb *Sandbox) publish() {
 
 // PodSandbox returns the sandbox id (or a unique prefix of it) names.
 func (r *Runtime) PodSandbox(ctx context.Context, id string) (SandboxView, error) {
-	if err := r.waitLoaded(ctx); err != nil {
-		return SandboxView{}, err
-	}
-	sb, err := r.sandboxes.get(id)
+	sb, err := r.loadedSandbox(ctx, id)
 	if err != nil {
 		return SandboxView{}, err
 	}

@@ -17,10 +17,7 @@ import (
 // namespaces. Per the CRI (api.proto) it is idempotent: stopping a stopped pod, or one that does
 // not exist, is not an error.
 func (r *Runtime) StopPodSandbox(ctx context.Context, id string) error {
-	if err := r.waitLoaded(ctx); err != nil {
-		return err
-	}
-	sb, err := r.sandboxes.get(id)
+	sb, err := r.loadedSandbox(ctx, id)
 	if errdefs.IsNotFound(err) {
 		return nil
 	}
@@ -96,10 +93,7 @@ func (r *Runtime) teardownNetwork(ctx context.Context, sb *Sandbox) error {
 // containerd record go, and its name is free again. Per the CRI (api.proto) removing a pod that
 // does not exist is not an error.
 func (r *Runtime) RemovePodSandbox(ctx context.Context, id string) error {
-	if err := r.waitLoaded(ctx); err != nil {
-		return err
-	}
-	sb, err := r.sandboxes.get(id)
+	sb, err := r.loadedSandbox(ctx, id)
 	if errdefs.IsNotFound(err) {
 		return nil
 	}

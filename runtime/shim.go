@@ -126,7 +126,7 @@ func (r *Runtime) openShimLog(sb *Sandbox, create bool) error {
 
 // readShimLog reopens, after a restart, the log of a shim berth started for pod sb: a shim that
 // has not opened its log yet serves nothing until it has a reader.
-func (r *Runtime) readShimLog(ctx context.Context, sb *Sandbox) {
+func (r *Runtime) readShimLog(sb *Sandbox) {
 	if _, err := os.Stat(filepath.Join(sb.Dir, "shim", "log")); err != nil {
 		return
 	}
@@ -205,10 +205,16 @@ func removeDeadSocket(log *slog.Logger, socket string) {
 		conn.Close()
 		return
 	}
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		if err := os.Remove(socket); err != nil && !os.IsNotExist(err) {
-			log.Warn("cannot remove a dead shim's socket", "socket", socket, "error", err)
-		}
+	removeRefused(log, socket, err)
+}
+
+// removeRefused removes socket when dialErr, the error of dialling it, says nothing listens there.
+func removeRefused(log *slog.Logger, socket string, dialErr error) {
+	if !errors.Is(dialErr, syscall.ECONNREFUSED) {
+		return
+	}
+	if err := os.Remove(socket); err != nil && !os.IsNotExist(err) {
+		log.Warn("cannot remove a dead shim's socket", "socket", socket, "error", err)
 	}
 }
 
@@ -224,37 +230,37 @@ func (sb *Sandbox) closeShimLog() {
 const shimExitTimeout = 2 * time.Second
 
 // shutdownShim asks the shim listening on socket to exit (a shim that still runs a container
-// declines), with wait set waits a moment for it to go, and removes the socket once nothing listens on it:
-// a shim removes only the socket named after its own id, and containerd starts a pod's shim
-// under its first container's.
+// declines) and, with wait set, waits a moment for it to stop listening. The socket is removed
+// once nothing listens on it: a shim removes only the socket named after its own id, and
+// containerd starts a pod's shim under its first container's.
 func (r *Runtime) shutdownShim(ctx context.Context, socket string, wait bool) {
-	deadline := time.Now().Add(shimExitTimeout)
-	for asked := false; ; {
-		conn, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "unix", socket)
+	dial := func() (net.Conn, error) { return (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "unix", socket) }
+	conn, err := dial()
+	if err != nil {
+		removeRefused(r.log, socket, err)
+		return
+	}
+	client := ttrpc.NewClient(conn)
+	sctx, cancel := context.WithTimeout(ctx, shimExitTimeout)
+	_, err = taskapi.NewTTRPCTaskClient(client).Shutdown(sctx, &taskapi.ShutdownRequest{})
+	cancel()
+	client.Close()
+	if err != nil && !errors.Is(err, ttrpc.ErrClosed) {
+		r.log.Debug("shim shutdown", "socket", socket, "error", err)
+	}
+	if !wait {
+		return
+	}
+	for deadline := time.Now().Add(shimExitTimeout); ; time.Sleep(20 * time.Millisecond) {
+		conn, err := dial()
 		if err != nil {
-			removeDeadSocket(r.log, socket)
+			removeRefused(r.log, socket, err)
 			return
 		}
-		if !asked {
-			asked = true
-			client := ttrpc.NewClient(conn)
-			sctx, cancel := context.WithTimeout(ctx, shimExitTimeout)
-			_, err = taskapi.NewTTRPCTaskClient(client).Shutdown(sctx, &taskapi.ShutdownRequest{})
-			cancel()
-			client.Close()
-			if err != nil && !errors.Is(err, ttrpc.ErrClosed) {
-				r.log.Debug("shim shutdown", "socket", socket, "error", err)
-			}
-		} else {
-			conn.Close()
-		}
-		if !wait {
-			return
-		}
+		conn.Close()
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			r.log.Debug("shim still listening after being told to exit", "socket", socket)
 			return
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -168,10 +168,7 @@ func (r *Runtime) writableLayer(ctx context.Context, id string) *runtimeapi.File
 // PodSandboxStats returns the resource usage of a pod: its cgroup's CPU, memory and processes,
 // its network interfaces' counters, and its containers' stats.
 func (r *Runtime) PodSandboxStats(ctx context.Context, id string) (*runtimeapi.PodSandboxStats, error) {
-	if err := r.waitLoaded(ctx); err != nil {
-		return nil, err
-	}
-	sb, err := r.sandboxes.get(id)
+	sb, err := r.loadedSandbox(ctx, id)
 	if err != nil {
 		return nil, err
 	}

@@ -47,19 +47,12 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, in io.Reade
 		stdinEnded = make(chan struct{})
 		in = &eofNotifier{r: in, eof: stdinEnded}
 	}
-	c, process, err := r.newExec(ctx, id, cmd, tty, cio.WithStreams(in, stdout, stderr))
+	e, err := r.startExec(ctx, id, cmd, tty, cio.WithStreams(in, stdout, stderr))
 	if err != nil {
 		return err
 	}
-	exited := false
-	defer func() { deleteExec(ctx, process, exited) }()
-	exitCh, err := process.Wait(context.WithoutCancel(ctx))
-	if err != nil {
-		return err
-	}
-	if err := process.Start(ctx); err != nil {
-		return fmt.Errorf("exec %q in container %s: %w", strings.Join(cmd, " "), c.ID, err)
-	}
+	defer e.delete(ctx)
+	c, process, exitCh := e.container, e.process, e.exitCh
 	stopResize := forwardResize(resize, process.Resize)
 	defer stopResize()
 	if stdinEnded != nil {
@@ -75,7 +68,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, in io.Reade
 	}
 	select {
 	case st := <-exitCh:
-		exited = true
+		e.exited = true
 		code, _, err := st.Result()
 		if err != nil {
 			return err
@@ -115,11 +108,8 @@ func (r *Runtime) Attach(ctx context.Context, id string, in io.Reader, out, errO
 		return fmt.Errorf("attach with tty=%v to container %s created with tty=%v: %w", tty, c.ID, c.Config.GetTty(), errdefs.ErrInvalidArgument)
 	}
 
-	var (
-		wg     sync.WaitGroup
-		ended  = make(chan struct{}, 3)
-		finish = func() { ended <- struct{}{} }
-	)
+	ended := make(chan struct{}, 3)
+	finish := func() { ended <- struct{}{} }
 	for _, s := range []struct {
 		w   io.Writer
 		src *fanout
@@ -129,9 +119,7 @@ func (r *Runtime) Attach(ctx context.Context, id string, in io.Reader, out, errO
 		}
 		done, detach := s.src.attach(s.w)
 		defer detach()
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
 			select {
 			case <-done:
 				finish()
@@ -144,7 +132,7 @@ func (r *Runtime) Attach(ctx context.Context, id string, in io.Reader, out, errO
 			_, err := io.Copy(writerFunc(sio.writeStdin), in)
 			if err == nil && c.Config.GetStdinOnce() {
 				sio.closeStdin()
-				if task, err := r.task(context.WithoutCancel(ctx), c.ID); err == nil {
+				if task, err := r.liveTask(context.WithoutCancel(ctx), c); err == nil {
 					task.CloseIO(context.WithoutCancel(ctx), containerd.WithStdinCloser)
 				}
 			}
@@ -152,7 +140,7 @@ func (r *Runtime) Attach(ctx context.Context, id string, in io.Reader, out, errO
 		}()
 	}
 	if tty {
-		if task, err := r.task(ctx, c.ID); err == nil {
+		if task, err := r.liveTask(ctx, c); err == nil {
 			defer forwardResize(resize, task.Resize)()
 		}
 	}
@@ -171,10 +159,7 @@ func (r *Runtime) PortForward(ctx context.Context, podID string, port int32, str
 	if port <= 0 || port > 65535 {
 		return fmt.Errorf("port: %d is not a TCP port: %w", port, errdefs.ErrInvalidArgument)
 	}
-	if err := r.waitLoaded(ctx); err != nil {
-		return err
-	}
-	sb, err := r.sandboxes.get(podID)
+	sb, err := r.loadedSandbox(ctx, podID)
 	if err != nil {
 		return err
 	}
