@@ -87,7 +87,10 @@ func run(cfg config.Config, log *slog.Logger) error {
 			Help: "Times the managed containerd died and was restarted.",
 		}, func() float64 { return float64(m.Restarts()) }))
 		address = m.Address()
-		shim = runtime.ShimConfig{Binary: m.ShimBinary(), ContainerdBinary: m.Binary, Address: address, TTRPCAddress: m.TTRPCAddress()}
+		shim = runtime.ShimConfig{Address: address}
+		if cfg.ShimPrestart {
+			shim.Binary, shim.ContainerdBinary, shim.TTRPCAddress = m.ShimBinary(), m.Binary, m.TTRPCAddress()
+		}
 	}
 	client, err := runtime.Connect(address)
 	if err != nil {

@@ -25,7 +25,7 @@ type containerEnv struct {
 	logDir string
 }
 
-func newContainerEnv(t *testing.T, podName string) *containerEnv {
+func newContainerEnv(t *testing.T, podName string, berthdArgs ...string) *containerEnv {
 	t.Helper()
 	// Registered first, so it runs last, after the daemon's cleanup has removed the pods (and
 	// with them their cgroups): their common parent is the test's.
@@ -37,7 +37,7 @@ func newContainerEnv(t *testing.T, podName string) *containerEnv {
 		}
 	})
 	_, hosts := serveImages(t, nil)
-	d := startDaemon(t, "--registry-config-dir", hosts, "--cni-conf-dir", podNetwork(t))
+	d := startDaemon(t, append([]string{"--registry-config-dir", hosts, "--cni-conf-dir", podNetwork(t)}, berthdArgs...)...)
 	mustPull(t, d.Image, busyboxRef)
 	cfg := podConfig(podName)
 	cfg.LogDirectory = t.TempDir()
@@ -339,12 +339,13 @@ func TestOneShimPerPodAndCleanRemoval(t *testing.T) {
 	assertNoPods(t, e.d)
 }
 
-// A pod's shim starts with the pod, under the pod's id, and the pod's containers run in it; a pod
-// gone, with or without having run a container, leaves neither its shim nor its shim socket.
+// With shim-prestart a pod's shim starts with the pod, under the pod's id, and the pod's
+// containers run in it; a pod gone, with or without having run a container, leaves neither its
+// shim nor its shim socket.
 func TestPodShimStartsWithThePod(t *testing.T) {
 	sockets := func() int { e, _ := os.ReadDir("/run/containerd/s"); return len(e) }
 	before := sockets()
-	e := newContainerEnv(t, "early-shim")
+	e := newContainerEnv(t, "early-shim", "--shim-prestart")
 	shimsOf := func(id string) (pod, all int) {
 		for _, pid := range processesWith("containerd-shim-runc-v2") {
 			cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))

@@ -21,6 +21,8 @@ type hostTraces struct {
 	// mounts under berthd's state, shims of its containerd, files under its containers' dirs,
 	// shim sockets (runc shims make them in one host-wide directory).
 	mounts, shims, ctrFiles, shimSockets int
+	// shimCmds are the command lines of those shims, to say which they are.
+	shimCmds string
 }
 
 func countTraces(t *testing.T, stateDir string) hostTraces {
@@ -49,11 +51,8 @@ func countTraces(t *testing.T, stateDir string) hostTraces {
 	if mounts, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
 		h.mounts = strings.Count(string(mounts), stateDir)
 	}
-	for _, pid := range processesWith("containerd-shim") {
-		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(cmd), stateDir) {
-			h.shims++
-		}
-	}
+	h.shimCmds = shimsOf(stateDir)
+	h.shims = strings.Count(h.shimCmds, "\n")
 	if sockets, err := os.ReadDir("/run/containerd/s"); err == nil {
 		h.shimSockets = len(sockets)
 	}
@@ -86,7 +85,7 @@ func shimsOf(stateDir string) string {
 	var b strings.Builder
 	for _, pid := range processesWith("containerd-shim") {
 		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(cmd), stateDir) {
-			fmt.Fprintf(&b, "%d: %s\n", pid, strings.ReplaceAll(string(cmd), "\x00", " "))
+			fmt.Fprintf(&b, "%d: %s\n", pid, strings.ReplaceAll(strings.TrimSpace(string(cmd)), "\x00", " "))
 		}
 	}
 	return b.String()
@@ -196,7 +195,7 @@ func TestLoadRoundsLeaveNothingBehind(t *testing.T) {
 	}
 	after := settledTraces(t, e.d.State, before)
 	if after != before {
-		t.Errorf("after %d rounds of %d pods the host holds %+v, before %+v; shims left:\n%s", rounds, pods, after, before, shimsOf(e.d.State))
+		t.Errorf("after %d rounds of %d pods the host holds %+v, before %+v", rounds, pods, after, before)
 	}
 	assertNoPods(t, e.d)
 	t.Logf("%d ExecSync probes answered", probes.Load())
