@@ -17,6 +17,12 @@ import (
 	"time"
 )
 
+// GCPercent is the Go garbage collector's target (GOGC) of berthd and of its managed containerd
+// unless GOGC is set in berthd's environment. Both are long-lived node daemons with small heaps
+// and low allocation rates: collecting at +50% instead of Go's +100% costs little CPU and saves a
+// few MiB on every node (containerd's runc shims collect at +40% for the same reason).
+const GCPercent = 50
+
 // Managed is a containerd that berthd starts and supervises. It runs in its own process session,
 // so it outlives berthd: stopping berthd leaves it (and every container) running, and the next
 // berthd with the same state directory adopts it instead of starting a second one. When it dies it
@@ -165,6 +171,9 @@ func (m *Managed) spawn() (<-chan struct{}, error) {
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(m.Binary)+":"+os.Getenv("PATH"))
+	if os.Getenv("GOGC") == "" {
+		cmd.Env = append(cmd.Env, "GOGC="+strconv.Itoa(GCPercent))
+	}
 	// Its own session: signals to berthd's process group (Ctrl-C, a supervisor's SIGTERM) never
 	// reach containerd, and it survives berthd.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

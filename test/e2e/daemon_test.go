@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +20,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/engine"
+	"github.com/berth-runtime/berth/test/daemon"
 )
 
 func ctx(t *testing.T) context.Context {
@@ -326,5 +330,62 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	if h := families["berth_cni_operation_duration_seconds"].GetMetric(); len(h) == 0 || h[0].GetHistogram().GetSampleCount() != 1 {
 		t.Errorf("CNI ADD latency: %v", h)
+	}
+}
+
+// berthd and its managed containerd collect garbage at engine.GCPercent unless the operator sets
+// GOGC, which both then follow.
+func TestDaemonsGCPercent(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  []string
+		want int
+	}{
+		{"default", nil, engine.GCPercent},
+		{"GOGC set", []string{"GOGC=80"}, 80},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := l.Addr().String()
+			l.Close()
+			d, err := daemon.NewDirs()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(d.Cleanup)
+			d.Env = tc.env
+			if err := d.Run("--metrics-address", addr); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.Get("http://" + addr + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			parser := expfmt.NewTextParser(model.UTF8Validation)
+			families, err := parser.TextToMetricFamilies(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g := families["go_gc_gogc_percent"].GetMetric(); len(g) != 1 || g[0].GetGauge().GetValue() != float64(tc.want) {
+				t.Errorf("berthd go_gc_gogc_percent = %v, want %d", g, tc.want)
+			}
+			environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", d.ContainerdPid()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var gogc []string
+			for _, kv := range strings.Split(string(environ), "\x00") {
+				if strings.HasPrefix(kv, "GOGC=") {
+					gogc = append(gogc, kv)
+				}
+			}
+			if want := fmt.Sprintf("GOGC=%d", tc.want); len(gogc) != 1 || gogc[0] != want {
+				t.Errorf("managed containerd's environment has %q, want [%s]", gogc, want)
+			}
+		})
 	}
 }
