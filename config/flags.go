@@ -58,7 +58,7 @@ func NewFlagSet(cfg *Config, output io.Writer) *flag.FlagSet {
 	fs.Var((*stringValue)(&cfg.State), "state", "directory for runtime state")
 	fs.Var((*stringValue)(&cfg.ContainerdAddress), "containerd-address", "socket of an existing containerd; empty starts a managed one")
 	fs.Var((*stringValue)(&cfg.ContainerdBinary), "containerd-binary", "containerd executable for the managed containerd")
-	fs.BoolVar(&cfg.ShimPrestart, "shim-prestart", cfg.ShimPrestart, "start each pod's shim with the pod, ahead of its first container (experimental; managed containerd only)")
+	fs.BoolVar(&cfg.ShimPrestart, "shim-prestart", cfg.ShimPrestart, "start each pod's shim with the pod and run its containers' tasks in it (managed containerd only; -shim-prestart=false: containerd starts it with the first container)")
 	fs.Var((*stringValue)(&cfg.CNIConfDir), "cni-conf-dir", "directory of CNI network configurations")
 	fs.Var((*listValue)(&cfg.CNIBinDirs), "cni-bin-dirs", "comma-separated directories of CNI plugins")
 	fs.Var((*stringValue)(&cfg.RegistryConfigDir), "registry-config-dir", "directory of registry hosts.toml files")

@@ -118,6 +118,12 @@ func isExecutable(p string) bool {
 // Pid is the process id of the running containerd, or 0 while none runs.
 func (m *Managed) Pid() int { return int(m.pid.Load()) }
 
+// TaskBundleDir is the directory of containerd's task bundles (its runtime v2 state, one
+// directory per namespace).
+func (m *Managed) TaskBundleDir() string {
+	return filepath.Join(m.state(), "io.containerd.runtime.v2.task")
+}
+
 // Restarts counts how often containerd was restarted after it died.
 func (m *Managed) Restarts() int { return int(m.restarts.Load()) }
 

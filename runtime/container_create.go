@@ -147,6 +147,9 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 		Snapshotter: snapshotter, SnapshotKey: id,
 		Extensions: map[string]typeurl.Any{containerExtension: ext},
 	}
+	if sb.OwnShim {
+		rec.SandboxID = sb.ID
+	}
 	if _, err := r.client.ContainerService().Create(ctx, rec); err != nil {
 		return "", fmt.Errorf("record container %s in containerd: %w", id, err)
 	}

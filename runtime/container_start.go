@@ -109,7 +109,17 @@ func (r *Runtime) startTask(ctx context.Context, c *Container, fifos *cio.FIFOSe
 		return nil, nil, nil, startedAt, err
 	}
 	steps.mark("io")
-	task, err = container.NewTask(ctx, func(string) (cio.IO, error) { return dio, nil })
+	sb, err := r.sandboxes.get(c.SandboxID)
+	var opts []containerd.NewTaskOpts
+	if err == nil {
+		opts, err = r.taskOpts(ctx, sb)
+	}
+	if err != nil {
+		dio.Cancel()
+		dio.Close()
+		return nil, nil, nil, startedAt, fmt.Errorf("create task of container %s: %w", c.ID, err)
+	}
+	task, err = container.NewTask(ctx, func(string) (cio.IO, error) { return dio, nil }, opts...)
 	if err != nil {
 		dio.Cancel()
 		dio.Close()
@@ -262,8 +272,15 @@ func (r *Runtime) awaitExit(c *Container, task containerd.Task, exitCh <-chan co
 				}
 			}
 			cancel()
-			if errdefs.IsNotFound(err) {
-				// The task is gone for good: report it as an exit of unknown status.
+			sb, serr := r.sandboxes.get(c.SandboxID)
+			if gone := serr == nil && r.shimGone(sb, err); gone || errdefs.IsNotFound(err) {
+				// The task is gone for good: report it as an exit of unknown status. What a
+				// dead shim of the pod's own leaves, berth cleans up (containerd does it for
+				// the shims it starts).
+				if serr == nil && sb.OwnShim {
+					r.log.Warn("the pod's shim died under a running container", "container", c.ID, "sandbox", sb.ID, "error", err)
+					r.reapOrphanedTask(c, task)
+				}
 				return *containerd.NewExitStatus(containerd.UnknownExitStatus, time.Now(), fmt.Errorf("task of container %s is gone: %w", c.ID, err)), task
 			}
 			time.Sleep(delay)

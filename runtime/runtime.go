@@ -44,6 +44,9 @@ type Options struct {
 	SeccompProfileRoot string
 	// Shim says how containerd runs runc shims; see ShimConfig.
 	Shim ShimConfig
+	// OwnShims makes berth start each new pod's shim itself, with the pod (see ShimConfig);
+	// it needs Shim.Binary.
+	OwnShims bool
 }
 
 // Images is what the runtime needs of the image service.
@@ -71,6 +74,7 @@ type Runtime struct {
 	pauseBinary  string
 	cgroupDriver string
 	shim         ShimConfig
+	ownShims     bool
 	stats        statsCache
 	events       eventBus
 	// loaded is closed once Load has rebuilt the state; pod calls wait for it.
@@ -87,7 +91,8 @@ func New(client *containerd.Client, opts Options) *Runtime {
 		sandboxes: newSandboxStore(), loaded: make(chan struct{}),
 		containers: newContainerStore(), images: opts.Images,
 		settings:    hostSettings(opts.CgroupDriver, opts.SeccompProfileRoot),
-		pauseBinary: opts.PauseBinary, cgroupDriver: opts.CgroupDriver, shim: opts.Shim}
+		pauseBinary: opts.PauseBinary, cgroupDriver: opts.CgroupDriver, shim: opts.Shim,
+		ownShims: opts.OwnShims && opts.Shim.Binary != ""}
 }
 
 // LoadInBackground calls Load until it succeeds (containerd may not answer yet) or ctx ends.

@@ -44,10 +44,16 @@ type Sandbox struct {
 	Network *cni.Attachment
 	// InfraPid is the pid of the infra process of a pod that shares its PID namespace.
 	InfraPid uint32
+	// OwnShim is set when berth starts the pod's shim itself and creates the pod's tasks in it
+	// through containerd's task API endpoint (see ShimConfig). Fixed when the pod is created.
+	OwnShim bool
+	// shimMu serializes starting the pod's own shim again when it is gone.
+	shimMu sync.Mutex
 	// removed is set once RemovePodSandbox has removed the sandbox.
 	removed bool
 	// shimLog is the read end of the log FIFO of a shim berth started for the pod (nil: none).
-	// A shim waits for a reader before it serves, so a restarted berthd reopens it.
+	// A shim waits for a reader before it serves, so a restarted berthd reopens it. Guarded by
+	// shimMu once the sandbox is shared.
 	shimLog io.Closer
 
 	// published is the state status and list calls see (see view).

@@ -109,7 +109,11 @@ func (r *Runtime) startInfra(ctx context.Context, sb *Sandbox) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	task, err := container.NewTask(ctx, cio.NullIO)
+	topts, err := r.taskOpts(ctx, sb)
+	if err != nil {
+		return 0, fmt.Errorf("create infra process: %w", err)
+	}
+	task, err := container.NewTask(ctx, cio.NullIO, topts...)
 	if err != nil {
 		return 0, fmt.Errorf("create infra process: %w", err)
 	}

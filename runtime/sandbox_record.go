@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/core/sandbox"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
 	"google.golang.org/protobuf/proto"
@@ -49,6 +50,7 @@ type sandboxRecord struct {
 	UTS            string          `json:"uts,omitempty"`
 	Network        *cni.Attachment `json:"network,omitempty"`
 	InfraPid       uint32          `json:"infraPid,omitempty"`
+	OwnShim        bool            `json:"ownShim,omitempty"`
 }
 
 // emptySpec stands for the OCI spec of a sandbox without a process; containerd requires one.
@@ -62,6 +64,7 @@ func (sb *Sandbox) extension() (typeurl.Any, error) {
 	b, err := json.Marshal(sandboxRecord{
 		Config: cfg, CreatedAt: sb.CreatedAt, State: sb.State, RuntimeHandler: sb.RuntimeHandler,
 		NetNS: sb.NetNS, IPC: sb.IPC, UTS: sb.UTS, Network: sb.Network, InfraPid: sb.InfraPid,
+		OwnShim: sb.OwnShim,
 	})
 	if err != nil {
 		return nil, err
@@ -69,11 +72,18 @@ func (sb *Sandbox) extension() (typeurl.Any, error) {
 	return &anypb.Any{TypeUrl: sandboxTypeURL, Value: b}, nil
 }
 
-// createRecord stores a new sandbox in containerd.
+// createRecord stores a new sandbox in containerd. A pod with its own shim is a containerd
+// sandbox too: containerd runs the tasks of a sandbox's containers in the shim at the endpoint
+// they are created with, and leaves that shim running when one of them is deleted.
 func (r *Runtime) createRecord(ctx context.Context, sb *Sandbox) error {
 	ext, err := sb.extension()
 	if err != nil {
 		return err
+	}
+	if sb.OwnShim {
+		if _, err := r.client.SandboxStore().Create(ctx, sandbox.Sandbox{ID: sb.ID, Runtime: sandbox.RuntimeOpts{Name: runcRuntime}}); err != nil {
+			return fmt.Errorf("record pod sandbox %s in containerd: %w", sb.ID, err)
+		}
 	}
 	md := sb.Config.GetMetadata()
 	c := containers.Container{
@@ -86,7 +96,13 @@ func (r *Runtime) createRecord(ctx context.Context, sb *Sandbox) error {
 		Spec:       emptySpec,
 		Extensions: map[string]typeurl.Any{sandboxExtension: ext},
 	}
+	if sb.OwnShim {
+		c.SandboxID = sb.ID // the infra process's task, if the pod has one, runs in the pod's shim
+	}
 	if _, err := r.client.ContainerService().Create(ctx, c); err != nil {
+		if sb.OwnShim {
+			r.client.SandboxStore().Delete(context.WithoutCancel(ctx), sb.ID)
+		}
 		return fmt.Errorf("record pod sandbox %s in containerd: %w", sb.ID, err)
 	}
 	return nil
@@ -123,6 +139,7 @@ func (r *Runtime) loadSandbox(c containers.Container) (*Sandbox, error) {
 		ID: c.ID, Config: cfg, CreatedAt: rec.CreatedAt, Dir: r.sandboxDir(c.ID),
 		RuntimeHandler: rec.RuntimeHandler, State: rec.State,
 		NetNS: rec.NetNS, IPC: rec.IPC, UTS: rec.UTS, Network: rec.Network, InfraPid: rec.InfraPid,
+		OwnShim: rec.OwnShim,
 	}, nil
 }
 

@@ -47,7 +47,8 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	if err := r.sandboxes.reserve(name, id); err != nil {
 		return "", err
 	}
-	sb := &Sandbox{ID: id, Config: cfg, CreatedAt: time.Now(), Dir: r.sandboxDir(id), RuntimeHandler: handler, State: SandboxNotReady}
+	sb := &Sandbox{ID: id, Config: cfg, CreatedAt: time.Now(), Dir: r.sandboxDir(id), RuntimeHandler: handler, State: SandboxNotReady,
+		OwnShim: r.ownShims}
 	var undo []func(context.Context) error
 	defer func() {
 		if retErr == nil {
@@ -99,7 +100,7 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 
 	// The pod's shim starts while its namespaces and network are set up (see ShimConfig).
 	waitShim := func() error { return nil }
-	if r.shim.Binary != "" {
+	if sb.OwnShim {
 		done := make(chan struct{})
 		var shimErr error
 		go func() { defer close(done); shimErr = r.prestartShim(ctx, sb) }()
@@ -146,7 +147,7 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	}
 	steps.mark("files")
 	if err := waitShim(); err != nil {
-		// Not fatal: containerd starts the shim with the pod's first container, as it would anyway.
+		// Not fatal: the pod's first task tries again (ensureShim).
 		r.log.Warn("pod shim not started ahead of its containers", "sandbox", id, "pod", name, "error", err)
 	}
 	steps.mark("shim")
@@ -224,9 +225,12 @@ func cniPod(sb *Sandbox) *cni.Pod {
 	return pod
 }
 
-// deleteRecord removes a sandbox's containerd record; one that is gone already is no error.
+// deleteRecord removes a sandbox's containerd records; one that is gone already is no error.
 func (r *Runtime) deleteRecord(ctx context.Context, id string) error {
 	if err := r.client.ContainerService().Delete(ctx, id); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete pod sandbox record %s: %w", id, err)
+	}
+	if err := r.client.SandboxStore().Delete(ctx, id); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete pod sandbox record %s: %w", id, err)
 	}
 	return nil

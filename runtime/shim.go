@@ -18,20 +18,25 @@ import (
 	"time"
 
 	taskapi "github.com/containerd/containerd/api/runtime/task/v3"
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/fifo"
 	"github.com/containerd/ttrpc"
 	"golang.org/x/sys/unix"
 )
 
 // ShimConfig says how berth's containerd runs runc shims, so that berth can start a pod's shim
-// itself while the pod's network is being set up, instead of containerd starting it with the
-// pod's first container (about 50 ms of every pod's time to RUNNING on a small node), and can
-// make sure the shim and its socket are gone when the pod is.
+// itself while the pod's network is being set up, and can make sure the shim and its socket are
+// gone when the pod is.
 //
-// The containers of a pod share its shim (DESIGN.md, decision 3): the runc shim's "start" command
-// derives the shim's socket from containerd's address, the namespace and the group annotation,
-// and hands out the address of a shim already listening there. A shim berth started is therefore
-// the one containerd's first task of the pod runs in.
+// The containers of a pod share its shim (DESIGN.md, decision 3). With its own shim (the
+// default with a managed containerd), a pod is also a containerd sandbox: berth runs the shim's
+// "start" command during RunPodSandbox, alongside the CNI ADD, and creates every task of the pod
+// in that shim through containerd's task API endpoint. containerd then neither executes the
+// shim's start command for each task (which finds the shim of the pod's group already
+// listening) nor asks the shim to shut down after each task. Otherwise containerd starts the
+// pod's shim with its first task, grouped by the pod's id (the group annotation).
 type ShimConfig struct {
 	// Binary is the runc shim executable (containerd-shim-runc-v2). Empty: berth never starts
 	// shims itself (an external containerd, whose shim and configuration berth does not know).
@@ -40,6 +45,8 @@ type ShimConfig struct {
 	ContainerdBinary string
 	// Address and TTRPCAddress are containerd's, exactly as in its configuration.
 	Address, TTRPCAddress string
+	// BundleDir is where containerd makes its tasks' bundles (one directory per namespace).
+	BundleDir string
 }
 
 // shimSocketDir is where runc shims make their sockets, whatever containerd's state directory.
@@ -261,6 +268,101 @@ func (r *Runtime) shutdownShim(ctx context.Context, socket string, wait bool) {
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			r.log.Debug("shim still listening after being told to exit", "socket", socket)
 			return
+		}
+	}
+}
+
+// shimTaskAPIVersion is the version of the task API of the runc shim (its bootstrap "version"):
+// 3 and up is a shim that serves the tasks of a sandbox and is not shut down with each of them.
+const shimTaskAPIVersion = 3
+
+// taskOpts are the options of a new task in pod sb: the tasks of a pod with its own shim are
+// created in that shim, through containerd's task API endpoint, rather than by containerd
+// executing the shim's start command for each of them. A shim that is gone (killed, or not
+// started at RunPodSandbox) is started again first.
+func (r *Runtime) taskOpts(ctx context.Context, sb *Sandbox) ([]containerd.NewTaskOpts, error) {
+	if !sb.OwnShim {
+		return nil, nil
+	}
+	if err := r.ensureShim(ctx, sb); err != nil {
+		return nil, err
+	}
+	socket := shimSocket(r.shim.Address, sb.ID, false)
+	return []containerd.NewTaskOpts{containerd.WithTaskAPIEndpoint("ttrpc+unix://"+socket, shimTaskAPIVersion)}, nil
+}
+
+// ensureShim starts the pod's own shim unless it is listening.
+func (r *Runtime) ensureShim(ctx context.Context, sb *Sandbox) error {
+	sb.shimMu.Lock()
+	defer sb.shimMu.Unlock()
+	if r.shimListening(sb) {
+		return nil
+	}
+	if r.shim.Binary == "" {
+		return fmt.Errorf("the shim of pod %s is gone and this berthd cannot start one (no managed containerd): %w", sb.ID, errdefs.ErrUnavailable)
+	}
+	r.log.Info("starting the pod's shim again", "sandbox", sb.ID)
+	sb.closeShimLog()
+	return r.prestartShim(ctx, sb)
+}
+
+// shimListening reports whether the pod's own shim accepts connections.
+func (r *Runtime) shimListening(sb *Sandbox) bool {
+	conn, err := net.DialTimeout("unix", shimSocket(r.shim.Address, sb.ID, false), time.Second)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
+
+// shimGone reports whether the own shim of pod sb died, taking its tasks with it: waitErr, the
+// error of waiting on one of them, says containerd's connection to it is closed, or nothing
+// listens on its socket. containerd does not clean up after a shim it did not start, and
+// reports nothing for its tasks.
+func (r *Runtime) shimGone(sb *Sandbox, waitErr error) bool {
+	if !sb.OwnShim {
+		return false
+	}
+	return (waitErr != nil && strings.Contains(waitErr.Error(), ttrpc.ErrClosed.Error())) || !r.shimListening(sb)
+}
+
+// reapOrphanedTask cleans up after container c, whose shim died under it: runc kills what is
+// left of the container and removes its state and cgroup (what containerd has the shim's delete
+// command do for the shims it starts), then containerd drops the task and unmounts its rootfs.
+func (r *Runtime) reapOrphanedTask(c *Container, task containerd.Task) {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	runc := filepath.Join(filepath.Dir(r.shim.ContainerdBinary), "runc")
+	if _, err := os.Stat(runc); err != nil {
+		runc = "runc"
+	}
+	// The runc shim's state root: its default, under the namespace.
+	root := filepath.Join("/run/containerd/runc", Namespace)
+	if out, err := exec.CommandContext(ctx, runc, "--root", root, "delete", "--force", c.ID).CombinedOutput(); err != nil && !strings.Contains(string(out), "does not exist") {
+		r.log.Warn("cannot delete an orphaned container with runc", "container", c.ID, "error", err, "output", strings.TrimSpace(string(out)))
+	}
+	if _, err := task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+		// containerd answers the shim's closed connection, having dropped the task all the same.
+		r.log.Debug("deleted the task of a dead shim", "container", c.ID, "error", err)
+	}
+	// containerd may have dropped the task without removing its bundle, whose rootfs is
+	// mounted; it would only do so at its next start.
+	if r.shim.BundleDir == "" {
+		return
+	}
+	bundle := filepath.Join(r.shim.BundleDir, Namespace, c.ID)
+	work, _ := os.Readlink(filepath.Join(bundle, "work"))
+	if err := mount.UnmountRecursive(filepath.Join(bundle, "rootfs"), 0); err != nil {
+		r.log.Warn("cannot unmount an orphaned container's rootfs", "container", c.ID, "error", err)
+		return
+	}
+	for _, dir := range []string{bundle, work} {
+		if dir == "" {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			r.log.Warn("cannot remove an orphaned container's bundle", "container", c.ID, "dir", dir, "error", err)
 		}
 	}
 }

@@ -91,10 +91,8 @@ func run(cfg config.Config, log *slog.Logger) error {
 			Help: "Times the managed containerd died and was restarted.",
 		}, func() float64 { return float64(m.Restarts()) }))
 		address = m.Address()
-		shim = runtime.ShimConfig{Address: address}
-		if cfg.ShimPrestart {
-			shim.Binary, shim.ContainerdBinary, shim.TTRPCAddress = m.ShimBinary(), m.Binary, m.TTRPCAddress()
-		}
+		shim = runtime.ShimConfig{Address: address, Binary: m.ShimBinary(), ContainerdBinary: m.Binary, TTRPCAddress: m.TTRPCAddress(),
+			BundleDir: m.TaskBundleDir()}
 	}
 	client, err := runtime.Connect(address)
 	if err != nil {
@@ -120,6 +118,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 		SeccompProfileRoot: filepath.Join(cfg.Root, "seccomp"),
 		CgroupDriver:       runtime.CgroupDriver(cfg.CgroupDriver),
 		Shim:               shim,
+		OwnShims:           cfg.ShimPrestart,
 	})
 	reg.MustRegister(rt.Collector())
 	loadCtx, stopLoading := context.WithCancel(context.Background())

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -172,7 +173,10 @@ func TestBadContainerConfigsNameTheField(t *testing.T) {
 // a writable snapshot no container owns is removed; a task started for a container recorded as
 // created is taken up (RUNNING, exec works, removal kills it).
 func TestRestartFinishesInterruptedCreatesAndStarts(t *testing.T) {
-	e := newContainerEnv(t, "interrupted")
+	// ctr starts the task the way containerd starts its own shims; a pod with berth's own shim
+	// has its tasks created through the shim's endpoint, which ctr cannot do
+	// (TestBerthdKilledDuringCreateAndStart interrupts berth's own starts).
+	e := newContainerEnv(t, "interrupted", "--shim-prestart=false")
 	ctr := tool(t, "ctr")
 	sock := filepath.Join(e.d.State, "containerd", "containerd.sock")
 	ctrCmd := func(args ...string) string {
@@ -442,4 +446,76 @@ func TestStuckContainerdIsBoundedByDeadlines(t *testing.T) {
 	}
 	syscall.Kill(ctrd, syscall.SIGCONT)
 	e.exec(t, id, "true")
+}
+
+// A pod's shim killed under a running container: the container is reported EXITED, nothing of
+// it is left running or mounted, the pod runs new containers (in a new shim), and the pod's
+// removal leaves the host as it was. Both with the pod's own shim (the default) and with the
+// shim containerd starts for the pod's first container.
+func TestKilledShim(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"own shim", nil},
+		{"containerd's shim", []string{"--shim-prestart=false"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newContainerEnv(t, "killed-shim", tc.args...)
+			if _, err := e.d.Runtime.RemovePodSandbox(ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: e.pod}); err != nil {
+				t.Fatal(err)
+			}
+			before := settledTraces(t, e.d.State, countTraces(t, e.d.State))
+			e.pod = runPod(t, e.d, e.podCfg)
+			a := e.run(t, "a", nil)
+			shims := processesWith(e.d.State)
+			var shim []int
+			for _, pid := range shims {
+				if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.HasSuffix(strings.SplitN(string(cmd), "\x00", 2)[0], "containerd-shim-runc-v2") {
+					shim = append(shim, pid)
+				}
+			}
+			if len(shim) != 1 {
+				t.Fatalf("want the pod's one shim, found %d:\n%s", len(shim), shimsOf(e.d.State))
+			}
+			if err := syscall.Kill(shim[0], syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			st := e.waitExit(t, a)
+			if st.ExitCode == 0 {
+				t.Errorf("container a of a killed shim exited %d, want a failure", st.ExitCode)
+			}
+			waitFor(t, "container a's processes to go", func() bool { return len(processesInCgroupOf(a)) == 0 })
+
+			b := e.run(t, "b", nil)
+			if got := e.exec(t, b, "echo", "alive"); got != "alive\n" {
+				t.Errorf("a new container in the pod answers %q", got)
+			}
+			if _, err := e.d.Runtime.StopPodSandbox(ctx(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: e.pod}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.d.Runtime.RemovePodSandbox(ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: e.pod}); err != nil {
+				t.Fatal(err)
+			}
+			if after := settledTraces(t, e.d.State, before); after != before {
+				t.Errorf("after the pod's removal the host holds %+v, before %+v", after, before)
+			}
+		})
+	}
+}
+
+// processesInCgroupOf lists the processes whose cgroup names container id.
+func processesInCgroupOf(id string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cgroup")); err == nil && strings.Contains(string(b), id) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
