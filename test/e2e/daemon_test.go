@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"google.golang.org/grpc/codes"
@@ -285,27 +286,13 @@ func TestCrictlVersionAndInfo(t *testing.T) {
 }
 
 func TestMetricsEndpoint(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := freeAddress(t)
 	d := startDaemon(t, "--metrics-address", addr, "--cni-conf-dir", podNetwork(t))
 	if _, err := d.Runtime.Status(ctx(t), &runtimeapi.StatusRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	runPod(t, d, podConfig("metrics"))
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("metrics are not in the Prometheus text format: %v", err)
-	}
+	families := scrapeMetrics(t, addr)
 	for _, name := range []string{"berth_cri_request_duration_seconds", "berth_containerd_restarts_total", "go_goroutines",
 		"berth_pods", "berth_containers", "berth_cni_operation_duration_seconds", "berth_image_pulls_total"} {
 		if _, ok := families[name]; !ok {
@@ -345,12 +332,7 @@ func TestDaemonsGCPercent(t *testing.T) {
 		{"GOGC set", []string{"GOGC=80"}, 80},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr := l.Addr().String()
-			l.Close()
+			addr := freeAddress(t)
 			d, err := daemon.NewDirs()
 			if err != nil {
 				t.Fatal(err)
@@ -360,16 +342,7 @@ func TestDaemonsGCPercent(t *testing.T) {
 			if err := d.Run("--metrics-address", addr); err != nil {
 				t.Fatal(err)
 			}
-			resp, err := http.Get("http://" + addr + "/metrics")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			parser := expfmt.NewTextParser(model.UTF8Validation)
-			families, err := parser.TextToMetricFamilies(resp.Body)
-			if err != nil {
-				t.Fatal(err)
-			}
+			families := scrapeMetrics(t, addr)
 			if g := families["go_gc_gogc_percent"].GetMetric(); len(g) != 1 || g[0].GetGauge().GetValue() != float64(tc.want) {
 				t.Errorf("berthd go_gc_gogc_percent = %v, want %d", g, tc.want)
 			}
@@ -388,4 +361,31 @@ func TestDaemonsGCPercent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// freeAddress is a loopback host:port nothing listens on.
+func freeAddress(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// scrapeMetrics reads the Prometheus endpoint at addr.
+func scrapeMetrics(t *testing.T, addr string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("metrics are not in the Prometheus text format: %v", err)
+	}
+	return families
 }
