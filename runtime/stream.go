@@ -86,10 +86,11 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, in io.Reade
 
 // Attach connects the client's streams to a running container's: its output from now on (the
 // log file keeps receiving it too) and, when the container has stdin open, the client's input.
-// Several clients can attach at once. Attach returns when the client's input ends, the client
-// stops taking output, the container exits or ctx is done; detaching never stops the container.
-// The input of the first client to end closes the container's stdin when it asked for
-// stdin_once.
+// Several clients can attach at once. Attach returns when the client stops taking output, the
+// container exits or ctx is done, and when the client's input ends, except for a container
+// with stdin_once and no tty: the end of the first client's input closes its stdin, and its
+// answer still comes back until its output ends (as containerd's CRI and docker do).
+// Detaching never stops the container.
 func (r *Runtime) Attach(ctx context.Context, id string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
 	c, err := r.loadedContainer(ctx, id)
 	if err != nil {
@@ -134,6 +135,9 @@ func (r *Runtime) Attach(ctx context.Context, id string, in io.Reader, out, errO
 				sio.closeStdin()
 				if task, err := r.liveTask(context.WithoutCancel(ctx), c); err == nil {
 					task.CloseIO(context.WithoutCancel(ctx), containerd.WithStdinCloser)
+				}
+				if !tty && (writerOrNil(out) != nil || writerOrNil(errOut) != nil) {
+					return // the output tells the end
 				}
 			}
 			finish()

@@ -385,7 +385,8 @@ func TestCrictlStreaming(t *testing.T) {
 		return string(out), err
 	}
 	id := e.run(t, "app", func(c *runtimeapi.ContainerConfig) {
-		c.Command = []string{"sh", "-c", "while read l; do echo \"echo: $l\"; done"}
+		// The answer comes a moment after the input, which has ended by then (stdin_once).
+		c.Command = []string{"sh", "-c", "while read l; do sleep 0.3; echo \"echo: $l\"; done"}
 		c.Stdin, c.StdinOnce = true, true
 	})
 	// crictl exits 1 for a failed command and names its exit code.
