@@ -227,6 +227,13 @@ func removeRefused(log *slog.Logger, socket string, dialErr error) {
 
 // closeShimLog stops reading the log of the pod's shim; called once the pod is removed.
 func (sb *Sandbox) closeShimLog() {
+	sb.shimMu.Lock()
+	defer sb.shimMu.Unlock()
+	sb.closeShimLogLocked()
+}
+
+// closeShimLogLocked is closeShimLog with shimMu held.
+func (sb *Sandbox) closeShimLogLocked() {
 	if sb.shimLog != nil {
 		sb.shimLog.Close()
 		sb.shimLog = nil
@@ -302,7 +309,7 @@ func (r *Runtime) ensureShim(ctx context.Context, sb *Sandbox) error {
 		return fmt.Errorf("the shim of pod %s is gone and this berthd cannot start one (no managed containerd): %w", sb.ID, errdefs.ErrUnavailable)
 	}
 	r.log.Info("starting the pod's shim again", "sandbox", sb.ID)
-	sb.closeShimLog()
+	sb.closeShimLogLocked()
 	return r.prestartShim(ctx, sb)
 }
 
