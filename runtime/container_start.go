@@ -110,16 +110,9 @@ func (r *Runtime) startTask(ctx context.Context, c *Container, fifos *cio.FIFOSe
 	}
 	steps.mark("io")
 	sb, err := r.sandboxes.get(c.SandboxID)
-	var opts []containerd.NewTaskOpts
 	if err == nil {
-		opts, err = r.taskOpts(ctx, sb)
+		task, err = r.newTask(ctx, sb, container, func(string) (cio.IO, error) { return dio, nil })
 	}
-	if err != nil {
-		dio.Cancel()
-		dio.Close()
-		return nil, nil, nil, startedAt, fmt.Errorf("create task of container %s: %w", c.ID, err)
-	}
-	task, err = container.NewTask(ctx, func(string) (cio.IO, error) { return dio, nil }, opts...)
 	if err != nil {
 		dio.Cancel()
 		dio.Close()
@@ -272,12 +265,13 @@ func (r *Runtime) awaitExit(c *Container, task containerd.Task, exitCh <-chan co
 				}
 			}
 			cancel()
-			sb, serr := r.sandboxes.get(c.SandboxID)
-			if gone := serr == nil && r.shimGone(sb, err); gone || errdefs.IsNotFound(err) {
+			sb, _ := r.sandboxes.get(c.SandboxID)
+			ownShim := sb != nil && sb.OwnShim
+			if errdefs.IsNotFound(err) || (ownShim && r.shimGone(sb, err)) {
 				// The task is gone for good: report it as an exit of unknown status. What a
 				// dead shim of the pod's own leaves, berth cleans up (containerd does it for
 				// the shims it starts).
-				if serr == nil && sb.OwnShim {
+				if ownShim {
 					r.log.Warn("the pod's shim died under a running container", "container", c.ID, "sandbox", sb.ID, "error", err)
 					r.reapOrphanedTask(c, task)
 				}

@@ -109,11 +109,7 @@ func (r *Runtime) startInfra(ctx context.Context, sb *Sandbox) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	topts, err := r.taskOpts(ctx, sb)
-	if err != nil {
-		return 0, fmt.Errorf("create infra process: %w", err)
-	}
-	task, err := container.NewTask(ctx, cio.NullIO, topts...)
+	task, err := r.newTask(ctx, sb, container, cio.NullIO)
 	if err != nil {
 		return 0, fmt.Errorf("create infra process: %w", err)
 	}

@@ -20,6 +20,7 @@ import (
 	taskapi "github.com/containerd/containerd/api/runtime/task/v3"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/fifo"
 	"github.com/containerd/ttrpc"
@@ -103,7 +104,7 @@ func (r *Runtime) prestartShim(ctx context.Context, sb *Sandbox) error {
 	if err := json.Unmarshal(out, &params); err != nil {
 		return fmt.Errorf("start the shim of pod %s: unexpected answer %q", sb.ID, out)
 	}
-	if want := shimSocket(r.shim.Address, sb.ID, false); strings.TrimPrefix(params.Address, "unix://") != want {
+	if want := r.podShimSocket(sb); strings.TrimPrefix(params.Address, "unix://") != want {
 		// Not where berth will look for it at the pod's end: stop it now rather than leak it.
 		r.shutdownShim(ctx, strings.TrimPrefix(params.Address, "unix://"), true)
 		return fmt.Errorf("the shim of pod %s listens on %s, not %s: shim socket naming changed", sb.ID, params.Address, want)
@@ -199,7 +200,7 @@ func (r *Runtime) releaseShim(ctx context.Context, sb *Sandbox, wait bool) {
 	if r.shim.Address == "" {
 		return
 	}
-	r.shutdownShim(ctx, shimSocket(r.shim.Address, sb.ID, false), wait)
+	r.shutdownShim(ctx, r.podShimSocket(sb), wait)
 	if wait {
 		removeDeadSocket(r.log, shimSocket(r.shim.Address, sb.ID, true))
 	}
@@ -283,20 +284,23 @@ func (r *Runtime) shutdownShim(ctx context.Context, socket string, wait bool) {
 // 3 and up is a shim that serves the tasks of a sandbox and is not shut down with each of them.
 const shimTaskAPIVersion = 3
 
-// taskOpts are the options of a new task in pod sb: the tasks of a pod with its own shim are
+// newTask creates the task of container, of pod sb. The tasks of a pod with its own shim are
 // created in that shim, through containerd's task API endpoint, rather than by containerd
-// executing the shim's start command for each of them. A shim that is gone (killed, or not
+// executing the shim's start command for each of them; a shim that is gone (killed, or not
 // started at RunPodSandbox) is started again first.
-func (r *Runtime) taskOpts(ctx context.Context, sb *Sandbox) ([]containerd.NewTaskOpts, error) {
-	if !sb.OwnShim {
-		return nil, nil
+func (r *Runtime) newTask(ctx context.Context, sb *Sandbox, container containerd.Container, ioCreate cio.Creator) (containerd.Task, error) {
+	var opts []containerd.NewTaskOpts
+	if sb.OwnShim {
+		if err := r.ensureShim(ctx, sb); err != nil {
+			return nil, err
+		}
+		opts = append(opts, containerd.WithTaskAPIEndpoint("ttrpc+unix://"+r.podShimSocket(sb), shimTaskAPIVersion))
 	}
-	if err := r.ensureShim(ctx, sb); err != nil {
-		return nil, err
-	}
-	socket := shimSocket(r.shim.Address, sb.ID, false)
-	return []containerd.NewTaskOpts{containerd.WithTaskAPIEndpoint("ttrpc+unix://"+socket, shimTaskAPIVersion)}, nil
+	return container.NewTask(ctx, ioCreate, opts...)
 }
+
+// podShimSocket is the socket of the shim of pod sb.
+func (r *Runtime) podShimSocket(sb *Sandbox) string { return shimSocket(r.shim.Address, sb.ID, false) }
 
 // ensureShim starts the pod's own shim unless it is listening.
 func (r *Runtime) ensureShim(ctx context.Context, sb *Sandbox) error {
@@ -315,7 +319,7 @@ func (r *Runtime) ensureShim(ctx context.Context, sb *Sandbox) error {
 
 // shimListening reports whether the pod's own shim accepts connections.
 func (r *Runtime) shimListening(sb *Sandbox) bool {
-	conn, err := net.DialTimeout("unix", shimSocket(r.shim.Address, sb.ID, false), time.Second)
+	conn, err := net.DialTimeout("unix", r.podShimSocket(sb), time.Second)
 	if err != nil {
 		return false
 	}
@@ -328,9 +332,6 @@ func (r *Runtime) shimListening(sb *Sandbox) bool {
 // listens on its socket. containerd does not clean up after a shim it did not start, and
 // reports nothing for its tasks.
 func (r *Runtime) shimGone(sb *Sandbox, waitErr error) bool {
-	if !sb.OwnShim {
-		return false
-	}
 	return (waitErr != nil && strings.Contains(waitErr.Error(), ttrpc.ErrClosed.Error())) || !r.shimListening(sb)
 }
 

@@ -6,8 +6,9 @@
 // go tool pprof).
 //
 // Figures: berthd cold start to first answered Version; the cold pull of a 3-layer image; pod
-// lifecycle one at a time (30 pods) and 8 at a time (80 pods, with the node CPU time it took); node memory and the runtime's
-// process memory with 30 running pods; ExecSync latency; List calls with 100 pods.
+// lifecycle one at a time (30 pods) and 8 at a time (80 pods, with the node CPU time it took);
+// node memory and the runtime's process memory with 30 running pods; ExecSync latency; List
+// calls with 100 pods; a load round of 50 pods at once.
 package main
 
 import (

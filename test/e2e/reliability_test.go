@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -485,7 +484,7 @@ func TestKilledShim(t *testing.T) {
 			if st.ExitCode == 0 {
 				t.Errorf("container a of a killed shim exited %d, want a failure", st.ExitCode)
 			}
-			waitFor(t, "container a's processes to go", func() bool { return len(processesInCgroupOf(a)) == 0 })
+			waitFor(t, "container a's processes to go", func() bool { return len(processesWhose("cgroup", a)) == 0 })
 
 			b := e.run(t, "b", nil)
 			if got := e.exec(t, b, "echo", "alive"); got != "alive\n" {
@@ -502,20 +501,4 @@ func TestKilledShim(t *testing.T) {
 			}
 		})
 	}
-}
-
-// processesInCgroupOf lists the processes whose cgroup names container id.
-func processesInCgroupOf(id string) []int {
-	var pids []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cgroup")); err == nil && strings.Contains(string(b), id) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }

@@ -476,7 +476,10 @@ func TestSharedPIDNamespaceRunsAnInfraProcess(t *testing.T) {
 }
 
 // processesWith lists the processes whose command line mentions s.
-func processesWith(s string) []int {
+func processesWith(s string) []int { return processesWhose("cmdline", s) }
+
+// processesWhose lists the processes (this test's aside) whose /proc/<pid>/<file> mentions s.
+func processesWhose(file, s string) []int {
 	entries, _ := os.ReadDir("/proc")
 	var pids []int
 	for _, e := range entries {
@@ -484,7 +487,7 @@ func processesWith(s string) []int {
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && strings.Contains(string(b), s) {
+		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), file)); err == nil && strings.Contains(string(b), s) {
 			pids = append(pids, pid)
 		}
 	}
