@@ -47,7 +47,7 @@ type fanout struct {
 }
 
 // sink is one attached writer; done is closed when it stops taking output (detached, its writer
-// failed, or it fell too far behind).
+// failed, or it fell too far behind), not when the stream ends.
 type sink struct {
 	queue chan []byte
 	done  chan struct{}
@@ -95,12 +95,15 @@ func (f *fanout) attach(w io.Writer) (done <-chan struct{}, detach func()) {
 	}
 }
 
-// close detaches every writer: the stream has ended.
+// close detaches every writer, each after what was queued for it: the stream has ended. Their
+// done stays open (they did not stop taking output): an attach ends with the container, whose
+// other stream may still be delivering its last output.
 func (f *fanout) close() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for s := range f.sinks {
-		f.dropLocked(s)
+		delete(f.sinks, s)
+		close(s.queue)
 	}
 }
 

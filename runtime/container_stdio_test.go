@@ -79,3 +79,23 @@ func TestFanoutCutsOffASlowOrFailedWriter(t *testing.T) {
 		t.Errorf("fast writer got %d bytes, want %d", got, attachQueue+10)
 	}
 }
+
+// The end of a stream is not a writer's end: an attach to the container's stdout must not end
+// because its stderr closed first, with stdout's last output still on its way (the attach ends
+// with the container, whose exit comes once both are drained).
+func TestFanoutEndIsNotACutOff(t *testing.T) {
+	var f fanout
+	var w lockedBuffer
+	done, detach := f.attach(&w)
+	f.Write([]byte("last\n"))
+	f.close()
+	select {
+	case <-done:
+		t.Error("the stream's end closed done, as if the writer had stopped taking output")
+	default:
+	}
+	detach()
+	if w.String() != "last\n" {
+		t.Errorf("writer got %q, want what was written before the end", w.String())
+	}
+}
