@@ -64,6 +64,11 @@ type Config struct {
 	DebugAddress string `toml:"debug-address" json:"debug-address"`
 	// CgroupDriver is auto, cgroupfs or systemd.
 	CgroupDriver string `toml:"cgroup-driver" json:"cgroup-driver"`
+	// TolerateMissingHugetlbController leaves a container's hugepage limits out of its spec when
+	// the node has no hugetlb cgroup controller for it (the kubelet sends them for every page
+	// size the node has); false makes such a container fail to create (containerd's
+	// tolerate_missing_hugetlb_controller).
+	TolerateMissingHugetlbController bool `toml:"tolerate-missing-hugetlb-controller" json:"tolerate-missing-hugetlb-controller"`
 	// ImagePullProgressTimeout cancels an image pull that has received no bytes for this long.
 	ImagePullProgressTimeout Duration `toml:"image-pull-progress-timeout" json:"image-pull-progress-timeout"`
 	// LogLevel is debug, info, warn or error.
@@ -82,8 +87,10 @@ func Default() Config {
 		RegistryConfigDir: "/etc/berth/certs.d",
 		StreamAddress:     "127.0.0.1:0",
 		CgroupDriver:      CgroupDriverAuto,
-		LogLevel:          "info",
-		ShimPrestart:      true,
+
+		TolerateMissingHugetlbController: true,
+		LogLevel:                         "info",
+		ShimPrestart:                     true,
 
 		ImagePullProgressTimeout: Duration(time.Minute),
 	}

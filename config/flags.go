@@ -68,6 +68,7 @@ func NewFlagSet(cfg *Config, output io.Writer) *flag.FlagSet {
 	fs.Var((*stringValue)(&cfg.MetricsAddress), "metrics-address", "host:port of the Prometheus endpoint (empty: off)")
 	fs.Var((*stringValue)(&cfg.DebugAddress), "debug-address", "host:port of the Go profiling endpoint /debug/pprof/ (empty: off; unauthenticated, keep it on loopback)")
 	fs.Var((*stringValue)(&cfg.CgroupDriver), "cgroup-driver", "auto, cgroupfs or systemd")
+	fs.BoolVar(&cfg.TolerateMissingHugetlbController, "tolerate-missing-hugetlb-controller", cfg.TolerateMissingHugetlbController, "leave hugepage limits out when the node has no hugetlb cgroup controller (false: fail the container)")
 	fs.Var(&cfg.ImagePullProgressTimeout, "image-pull-progress-timeout", "cancel an image pull that receives nothing for this long")
 	fs.Var((*stringValue)(&cfg.LogLevel), "log-level", "debug, info, warn or error")
 	return fs

@@ -111,6 +111,9 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	if err != nil {
 		return "", err
 	}
+	if gen.HugepageLimitsDropped {
+		r.log.Debug("hugepage limits left out: the node has no hugetlb cgroup controller", "container", id, "pod", sb.ID)
+	}
 	specAny, err := typeurl.MarshalAny(gen.Spec)
 	if err != nil {
 		return "", err

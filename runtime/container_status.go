@@ -65,8 +65,12 @@ func (r *Runtime) UpdateContainerResources(ctx context.Context, id string, res *
 	if err != nil {
 		return err
 	}
-	if err := spec.ApplyResources(r.settings, s, res); err != nil {
+	dropped, err := spec.ApplyResources(r.settings, s, res)
+	if err != nil {
 		return err
+	}
+	if dropped {
+		r.log.Debug("hugepage limits left out: the node has no hugetlb cgroup controller", "container", c.ID)
 	}
 	if c.State.State == ContainerRunning {
 		task, err := container.Task(ctx, nil)

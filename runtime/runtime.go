@@ -44,6 +44,9 @@ type Options struct {
 	SeccompProfileRoot string
 	// Shim says how containerd runs runc shims; see ShimConfig.
 	Shim ShimConfig
+	// TolerateMissingHugetlb leaves hugepage limits out of specs when the node has no hugetlb
+	// controller, rather than failing the container.
+	TolerateMissingHugetlb bool
 	// OwnShims makes berth start each new pod's shim itself, with the pod (see ShimConfig);
 	// it needs Shim.Binary.
 	OwnShims bool
@@ -90,7 +93,7 @@ func New(client *containerd.Client, opts Options) *Runtime {
 	return &Runtime{client: client, stateDir: opts.StateDir, network: opts.Network, log: opts.Logger,
 		sandboxes: newSandboxStore(), loaded: make(chan struct{}),
 		containers: newContainerStore(), images: opts.Images,
-		settings:    hostSettings(opts.CgroupDriver, opts.SeccompProfileRoot),
+		settings:    hostSettings(opts.CgroupDriver, opts.SeccompProfileRoot, opts.TolerateMissingHugetlb),
 		pauseBinary: opts.PauseBinary, cgroupDriver: opts.CgroupDriver, shim: opts.Shim,
 		ownShims: opts.OwnShims && opts.Shim.Binary != ""}
 }

@@ -13,8 +13,8 @@ import (
 
 // hostSettings reads, once at start, the facts of this node and of berthd itself that shape
 // every container spec.
-func hostSettings(cgroupDriver, seccompRoot string) spec.Settings {
-	s := spec.Settings{CgroupDriver: cgroupDriver, SeccompProfileRoot: seccompRoot}
+func hostSettings(cgroupDriver, seccompRoot string, tolerateMissingHugetlb bool) spec.Settings {
+	s := spec.Settings{CgroupDriver: cgroupDriver, SeccompProfileRoot: seccompRoot, TolerateMissingHugetlb: tolerateMissingHugetlb}
 	if caps, err := cap.Current(); err == nil {
 		s.Capabilities = caps
 	}

@@ -118,7 +118,9 @@ func run(cfg config.Config, log *slog.Logger) error {
 		SeccompProfileRoot: filepath.Join(cfg.Root, "seccomp"),
 		CgroupDriver:       runtime.CgroupDriver(cfg.CgroupDriver),
 		Shim:               shim,
-		OwnShims:           cfg.ShimPrestart,
+
+		TolerateMissingHugetlb: cfg.TolerateMissingHugetlbController,
+		OwnShims:               cfg.ShimPrestart,
 	})
 	reg.MustRegister(rt.Collector())
 	loadCtx, stopLoading := context.WithCancel(context.Background())

@@ -32,8 +32,9 @@ func withCgroupsPath(in Input) oci.SpecOpts {
 }
 
 // withResources maps the CPU, memory, hugepage and OOM settings. An oom_score_adj below berthd's
-// own is raised to it: lowering it needs CAP_SYS_RESOURCE.
-func withResources(in Input) oci.SpecOpts {
+// own is raised to it: lowering it needs CAP_SYS_RESOURCE. It needs the cgroups path set, to
+// know whether hugepage limits can be enforced there; *droppedHugepages is set when they cannot.
+func withResources(in Input, droppedHugepages *bool) oci.SpecOpts {
 	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
 		r := in.Config.GetLinux().GetResources()
 		s.Process.OOMScoreAdj = nil
@@ -42,12 +43,18 @@ func withResources(in Input) oci.SpecOpts {
 			s.Process.OOMScoreAdj = &adj
 			return nil
 		}
-		return applyResources(in.Settings, s, r)
+		dropped, err := applyResources(in.Settings, s, r)
+		*droppedHugepages = dropped
+		return err
 	}
 }
 
-// applyResources writes r into s; UpdateContainerResources uses it too.
-func applyResources(set Settings, s *specs.Spec, r *runtimeapi.LinuxContainerResources) error {
+// applyResources writes r into s; UpdateContainerResources uses it too. Hugepage limits are left
+// out, and dropped reported true, when the node has no hugetlb controller for the container's
+// cgroup and the settings tolerate that (the kubelet sends a limit, 0 when none is asked for,
+// for every page size the node has, hugetlb controller or not); otherwise asking for them there
+// is ErrFailedPrecondition.
+func applyResources(set Settings, s *specs.Spec, r *runtimeapi.LinuxContainerResources) (dropped bool, err error) {
 	if s.Linux.Resources == nil {
 		s.Linux.Resources = &specs.LinuxResources{}
 	}
@@ -78,12 +85,21 @@ func applyResources(set Settings, s *specs.Spec, r *runtimeapi.LinuxContainerRes
 		res.Memory.Swap = &v
 	}
 	res.HugepageLimits = nil
-	for _, h := range r.GetHugepageLimits() {
-		res.HugepageLimits = append(res.HugepageLimits, specs.LinuxHugepageLimit{Pagesize: h.GetPageSize(), Limit: h.GetLimit()})
+	if limits := r.GetHugepageLimits(); len(limits) > 0 {
+		if set.cgroups().Hugetlb(s.Linux.CgroupsPath) {
+			for _, h := range limits {
+				res.HugepageLimits = append(res.HugepageLimits, specs.LinuxHugepageLimit{Pagesize: h.GetPageSize(), Limit: h.GetLimit()})
+			}
+		} else if set.TolerateMissingHugetlb {
+			dropped = true
+		} else {
+			return false, fmt.Errorf("resources.hugepage_limits: the node has no hugetlb cgroup controller for %q "+
+				"(set tolerate-missing-hugetlb-controller to leave hugepage limits out): %w", s.Linux.CgroupsPath, errdefs.ErrFailedPrecondition)
+		}
 	}
 	if len(r.GetUnified()) > 0 {
 		if !set.CgroupV2 {
-			return fmt.Errorf("resources.unified: needs cgroup v2, and this node runs cgroup v1: %w", errdefs.ErrInvalidArgument)
+			return false, fmt.Errorf("resources.unified: needs cgroup v2, and this node runs cgroup v1: %w", errdefs.ErrInvalidArgument)
 		}
 		res.Unified = r.GetUnified()
 	}
@@ -94,11 +110,12 @@ func applyResources(set Settings, s *specs.Spec, r *runtimeapi.LinuxContainerRes
 	if s.Process != nil {
 		s.Process.OOMScoreAdj = &adj
 	}
-	return nil
+	return dropped, nil
 }
 
-// ApplyResources returns a copy of s's resources with r applied, for a live update.
-func ApplyResources(set Settings, s *specs.Spec, r *runtimeapi.LinuxContainerResources) error {
+// ApplyResources writes r into s's resources, for a live update; see applyResources for
+// dropped.
+func ApplyResources(set Settings, s *specs.Spec, r *runtimeapi.LinuxContainerResources) (dropped bool, err error) {
 	return applyResources(set, s, r)
 }
 

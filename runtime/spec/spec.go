@@ -57,6 +57,11 @@ type Settings struct {
 	CgroupV2 bool
 	// Host answers questions about the node's paths; nil means this node's.
 	Host HostPaths
+	// Cgroups says which cgroup controllers the node has; nil means this node's.
+	Cgroups CgroupControllers
+	// TolerateMissingHugetlb leaves hugepage limits out of a spec when the node has no hugetlb
+	// controller, rather than failing (containerd's tolerate_missing_hugetlb_controller).
+	TolerateMissingHugetlb bool
 }
 
 // Input is everything a container's spec is made from.
@@ -78,6 +83,9 @@ type Result struct {
 	// User is the identity the container's process runs as, for ContainerStatus.
 	UID, GID uint32
 	Groups   []uint32
+	// HugepageLimitsDropped says the config's hugepage limits were left out: the node has no
+	// hugetlb controller for the container (see Settings.TolerateMissingHugetlb).
+	HugepageLimitsDropped bool
 }
 
 // Generate makes the OCI spec of a container. Errors in the config are errdefs.ErrInvalidArgument
@@ -91,6 +99,7 @@ func Generate(in Input) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	var droppedHugepages bool
 	opts := []oci.SpecOpts{
 		oci.WithDefaultSpec(),
 		withProcess(in),
@@ -99,8 +108,8 @@ func Generate(in Input) (*Result, error) {
 		withPodFiles(in),
 		withShm(in),
 		withDevices(in),
-		withResources(in),
 		withCgroupsPath(in),
+		withResources(in, &droppedHugepages),
 		withSecurity(in),
 		oci.WithAnnotations(map[string]string{GroupAnnotation: in.Sandbox.ID}),
 	}
@@ -116,7 +125,7 @@ func Generate(in Input) (*Result, error) {
 	}
 	s.Root.Path = "rootfs"
 	sortMounts(s.Mounts)
-	return &Result{Spec: s, UID: user.uid, GID: user.gid, Groups: user.groups}, nil
+	return &Result{Spec: s, UID: user.uid, GID: user.gid, Groups: user.groups, HugepageLimitsDropped: droppedHugepages}, nil
 }
 
 // sortMounts orders mounts so that a mount never comes before the one it is nested in, keeping

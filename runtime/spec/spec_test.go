@@ -37,7 +37,7 @@ func baseInput() Input {
 			NetNS: "/run/berth/pods/pod1/ns/net", IPC: "/run/berth/pods/pod1/ns/ipc", UTS: "/run/berth/pods/pod1/ns/uts",
 			Dir: "/run/berth/pods/pod1", Shm: "/run/berth/pods/pod1/shm", Hostname: "web", InfraPid: 77},
 		Image:    ocispec.ImageConfig{Entrypoint: []string{"/entry"}, Cmd: []string{"arg0"}, Env: []string{"PATH=/bin", "A=image"}, WorkingDir: "/work"},
-		Settings: Settings{CgroupDriver: "cgroupfs", Capabilities: heldCaps, MinOOMScoreAdj: 0, Host: fakeHost{"private"}},
+		Settings: Settings{CgroupDriver: "cgroupfs", Capabilities: heldCaps, MinOOMScoreAdj: 0, Host: fakeHost{"private"}, Cgroups: fakeCgroups{hugetlb: true}},
 		Passwd:   []byte(passwd), Group: []byte(group),
 	}
 }
