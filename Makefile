@@ -8,11 +8,11 @@ VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1
 LDFLAGS  := -s -w -X github.com/berth-runtime/berth/version.Version=$(VERSION)
 GOFLAGS_BUILD := -trimpath -ldflags '$(LDFLAGS)'
 # Unit tests: every package but the integration tests, which drive a real berthd.
-UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/test/e2e')
+UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e '/test/e2e' -e '/test/kubelet')
 
 export PATH := $(BERTH_BIN_DIR):$(PATH)
 
-.PHONY: all build deps run test unit e2e critest bench fuzz lint clean
+.PHONY: all build deps run test unit e2e kubelet-smoke critest node-e2e bench fuzz lint clean
 
 all: build
 
@@ -27,7 +27,7 @@ deps:
 run: deps build
 	exec $(BIN)/berthd $(ARGS)
 
-test: deps build unit e2e critest
+test: deps build unit e2e kubelet-smoke critest
 
 unit:
 	$(GO) test -count=1 $(UNIT_PKGS)
@@ -36,8 +36,19 @@ unit:
 e2e: build
 	BERTH_E2E=1 BERTH_BIN=$(BIN) $(GO) test -count=1 -timeout 20m ./test/e2e/...
 
+# A real kubelet (KUBERNETES_VERSION) in front of a real berthd: the pod shapes the kubelet makes.
+kubelet-smoke: build
+	BERTH_E2E=1 BERTH_BIN=$(BIN) KUBE_BIN_DIR=$(KUBE_BIN_DIR) $(GO) test -count=1 -timeout 8m -v -run TestKubeletSmoke ./test/kubelet/
+
 critest: build
 	BERTH_BIN=$(BIN) $(GO) run ./test/conformance
+
+# Kubernetes' node e2e suite (KUBERNETES_VERSION) against berthd; CRI_ENDPOINT=containerd runs
+# it against containerd's own CRI for the side-by-side count. Not part of `make test` (about an
+# hour the first time: the suite's build alone takes about 11 minutes).
+node-e2e: deps build
+	bash hack/install-node-e2e.sh
+	BERTH_BIN=$(BIN) KUBE_BIN_DIR=$(KUBE_BIN_DIR) $(GO) run ./test/node-e2e
 
 # Fuzz the request translation: each target for FUZZTIME (the seeds run in make unit too).
 FUZZTIME ?= 30s

@@ -120,6 +120,22 @@ if ! fresh "$BERTH_BIN_DIR" critest "$CRI_TOOLS_VERSION"; then
 	rm -rf "$work"
 fi
 
+# --- The kubelet ----------------------------------------------------------------------------
+# Built from k8s.io/kubernetes through berth's wrapper module (test/node-e2e/kube), which pins the
+# staging modules k8s.io/kubernetes replaces with ./staging/... to their published versions.
+kube_module="$here/../test/node-e2e/kube"
+if ! grep -q "^require k8s.io/kubernetes $KUBERNETES_VERSION\$" "$kube_module/go.mod"; then
+	log "test/node-e2e/kube/go.mod does not require k8s.io/kubernetes $KUBERNETES_VERSION (hack/versions.env)"
+	exit 1
+fi
+mkdir -p "$KUBE_BIN_DIR"
+if ! fresh "$KUBE_BIN_DIR" kubelet "$KUBERNETES_VERSION"; then
+	log "building k8s.io/kubernetes@${KUBERNETES_VERSION}: kubelet (about 4 minutes the first time)"
+	(cd "$kube_module" && GONOSUMDB="$GONOSUMDB,k8s.io" go build -trimpath -ldflags "-s -w" \
+		-o "$KUBE_BIN_DIR/kubelet" k8s.io/kubernetes/cmd/kubelet)
+	stamp "$KUBE_BIN_DIR" kubelet "$KUBERNETES_VERSION"
+fi
+
 # --- A default pod network --------------------------------------------------------------------
 # berth uses the first conflist in /etc/cni/net.d; give a fresh machine one that works out of the box.
 cni_conf_dir=/etc/cni/net.d
@@ -152,4 +168,4 @@ if [ -z "$networks" ]; then
 CONF
 fi
 
-log "ok: $("$BERTH_BIN_DIR/containerd" --version | awk '{print $3}'), runc $("$BERTH_BIN_DIR/runc" --version | awk 'NR==1{print $3}'), CNI plugins $CNI_PLUGINS_VERSION, cri-tools $CRI_TOOLS_VERSION"
+log "ok: $("$BERTH_BIN_DIR/containerd" --version | awk '{print $3}'), runc $("$BERTH_BIN_DIR/runc" --version | awk 'NR==1{print $3}'), CNI plugins $CNI_PLUGINS_VERSION, cri-tools $CRI_TOOLS_VERSION, kubelet $KUBERNETES_VERSION"

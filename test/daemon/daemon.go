@@ -135,15 +135,7 @@ func (d *Daemon) Run(extra ...string) error {
 		close(d.done)
 	}()
 	if d.conn == nil {
-		// A short reconnect back-off: the socket appears moments after start, and tests restart
-		// berthd under the same client.
-		bc := backoff.DefaultConfig
-		bc.BaseDelay, bc.MaxDelay = 10*time.Millisecond, 200*time.Millisecond
-		conn, err := grpc.NewClient("unix://"+d.Socket,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			// The kubelet's CRI client limit (k8s.io/cri-client): what berthd must fit in.
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20), grpc.MaxCallSendMsgSize(16<<20)),
-			grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: time.Second}))
+		conn, err := Dial(d.Endpoint())
 		if err != nil {
 			return err
 		}
@@ -152,6 +144,19 @@ func (d *Daemon) Run(extra ...string) error {
 		d.Image = runtimeapi.NewImageServiceClient(conn)
 	}
 	return d.WaitReady(60 * time.Second)
+}
+
+// Dial returns a gRPC client connection to a CRI endpoint (unix:///path), with the kubelet's
+// message size limit and a short reconnect back-off: the socket appears moments after start, and
+// tests restart berthd under the same client.
+func Dial(endpoint string) (*grpc.ClientConn, error) {
+	bc := backoff.DefaultConfig
+	bc.BaseDelay, bc.MaxDelay = 10*time.Millisecond, 200*time.Millisecond
+	return grpc.NewClient(endpoint,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// The kubelet's CRI client limit (k8s.io/cri-client): what berthd must fit in.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20), grpc.MaxCallSendMsgSize(16<<20)),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: time.Second}))
 }
 
 // WaitReady waits until berthd answers Version.

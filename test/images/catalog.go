@@ -31,6 +31,9 @@ type Sources struct {
 	Busybox string
 	// TestBin is the static test binary of ./testbin, built by BuildTestBin.
 	TestBin string
+	// Agnhost, when set, is a static agnhost binary (k8s.io/kubernetes/test/images/agnhost, built
+	// by hack/install-node-e2e.sh): the catalog then has the images of Kubernetes' node e2e suite.
+	Agnhost string
 }
 
 // Catalog returns every image by its full reference (registry/repository:tag).
@@ -46,7 +49,9 @@ func Catalog(src Sources) (map[string]v1.Image, error) {
 		layers []v1.Layer
 	}
 	specs := map[string]spec{
-		e2eImages + "busybox:1.29-2":            {shell, []v1.Layer{b.base, b.ipcs}},
+		e2eImages + "busybox:1.29-2": {shell, []v1.Layer{b.base, b.ipcs}},
+		// The busybox of Kubernetes v1.37's e2e suites (test/utils/image/manifest.go).
+		e2eImages + "busybox:1.37.0-2":          {shell, []v1.Layer{b.base, b.ipcs}},
 		"docker.io/library/busybox:latest":      {shell, []v1.Layer{b.base, b.ipcs}},
 		"docker.io/library/busybox:1.37.0":      {shell, []v1.Layer{b.base, b.ipcs}},
 		e2eImages + "nginx:1.14-2":              {webConfig("nginx", 80), []v1.Layer{b.base, b.nginx}},
@@ -80,6 +85,14 @@ func Catalog(src Sources) (map[string]v1.Image, error) {
 		specs[criTools+name] = spec{shell, []v1.Layer{b.base, mark}}
 	}
 
+	if src.Agnhost != "" {
+		if err := addNodeE2EImages(b, src.Agnhost, func(ref string, cfg v1.Config, layers ...v1.Layer) {
+			specs[ref] = spec{cfg, layers}
+		}); err != nil {
+			return nil, err
+		}
+	}
+
 	c := map[string]v1.Image{}
 	for ref, s := range specs {
 		img, err := b.image(s.cfg, s.layers...)
@@ -108,6 +121,7 @@ func webConfig(cmd string, port int) v1.Config {
 type builder struct {
 	base, ipcs, nginx, httpd, nonewprivs, predefinedGroup, pause v1.Layer
 	src                                                          Sources
+	testbin                                                      []byte
 }
 
 func newBuilder(src Sources) (*builder, error) {
@@ -123,7 +137,7 @@ func newBuilder(src Sources) (*builder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list busybox applets: %w", err)
 	}
-	b := &builder{src: src}
+	b := &builder{src: src, testbin: testbin}
 	if b.base, err = baseLayer(busybox, strings.Fields(string(applets))); err != nil {
 		return nil, err
 	}

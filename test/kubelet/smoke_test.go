@@ -1,0 +1,310 @@
+package kubelet
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// pods are the smoke node's static pods; %[1]s is the busybox image, %[2]s a host directory.
+var pods = map[string]string{
+	// An exec readiness probe and an HTTP liveness probe on busybox's httpd.
+	"probes": `apiVersion: v1
+kind: Pod
+metadata: {name: probes}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: web
+    image: %[1]s
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, 'mkdir -p /www && echo ok > /www/healthz && exec httpd -f -p 8080 -h /www']
+    readinessProbe: {exec: {command: [cat, /www/healthz]}, periodSeconds: 1}
+    livenessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1, failureThreshold: 2}
+`,
+	// An init container that fills an emptyDir the main container reads.
+	"init": `apiVersion: v1
+kind: Pod
+metadata: {name: init}
+spec:
+  initContainers:
+  - name: prepare
+    image: %[1]s
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, 'echo prepared-by-init > /data/msg']
+    volumeMounts: [{name: data, mountPath: /data}]
+  containers:
+  - name: main
+    image: %[1]s
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, 'cat /data/msg; exec sleep 3600']
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes: [{name: data, emptyDir: {}}]
+`,
+	// A container that exits 3 every time: a crash loop.
+	"crash": `apiVersion: v1
+kind: Pod
+metadata: {name: crash}
+spec:
+  containers:
+  - name: app
+    image: %[1]s
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, 'echo crashing; exit 3']
+`,
+	// A preStop hook, then SIGTERM caught: both leave a line in a host file.
+	"graceful": `apiVersion: v1
+kind: Pod
+metadata: {name: graceful}
+spec:
+  terminationGracePeriodSeconds: 30
+  containers:
+  - name: app
+    image: %[1]s
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, 'trap "echo term >> /shared/events; exit 0" TERM; echo started >> /shared/events; while true; do sleep 0.2; done']
+    lifecycle: {preStop: {exec: {command: [sh, -c, 'echo prestop >> /shared/events']}}}
+    volumeMounts: [{name: shared, mountPath: /shared}]
+  volumes: [{name: shared, hostPath: {path: '%[2]s', type: Directory}}]
+`,
+	// Burstable resources: requests and limits; the kubelet adds a hugepage limit for each page
+	// size of the node.
+	"limits": `apiVersion: v1
+kind: Pod
+metadata: {name: limits}
+spec:
+  containers:
+  - name: app
+    image: %[1]s
+    imagePullPolicy: IfNotPresent
+    command: [sleep, "3600"]
+    resources: {requests: {cpu: 250m, memory: 32Mi}, limits: {cpu: 500m, memory: 64Mi}}
+`,
+	// Containers sharing the pod's PID namespace.
+	"sharedpid": `apiVersion: v1
+kind: Pod
+metadata: {name: sharedpid}
+spec:
+  shareProcessNamespace: true
+  containers:
+  - name: a
+    image: %[1]s
+    imagePullPolicy: IfNotPresent
+    command: [sleep, "3600"]
+  - name: b
+    image: %[1]s
+    imagePullPolicy: IfNotPresent
+    command: [sleep, "3601"]
+`,
+	"hostnet": `apiVersion: v1
+kind: Pod
+metadata: {name: hostnet}
+spec:
+  hostNetwork: true
+  containers:
+  - name: app
+    image: %[1]s
+    imagePullPolicy: IfNotPresent
+    command: [sleep, "3600"]
+`,
+	// Numbered lines, ten a second: a lost log line shows as a gap.
+	"ticker": `apiVersion: v1
+kind: Pod
+metadata: {name: ticker}
+spec:
+  containers:
+  - name: app
+    image: %[1]s
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done']
+`,
+}
+
+// TestKubeletSmoke runs the pod shapes a kubelet makes on a berth node, through a real kubelet:
+// probes and a liveness restart, an init container, a crash loop, resource limits with the
+// kubelet's hugepage limits, a shared PID namespace, host network, logs and exec through the
+// kubelet's API, berthd killed and restarted under the kubelet, and graceful termination with a
+// preStop hook.
+func TestKubeletSmoke(t *testing.T) {
+	n := startNode(t)
+	shared := t.TempDir()
+	for name, m := range pods {
+		if err := n.k.AddPod(name, fmt.Sprintf(m, busybox, shared)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first pull and every pod's start: allow for a loaded CI machine.
+	for _, c := range [][2]string{{"probes", "web"}, {"init", "main"}, {"graceful", "app"}, {"limits", "app"},
+		{"sharedpid", "a"}, {"sharedpid", "b"}, {"hostnet", "app"}, {"ticker", "app"}} {
+		n.running(t, c[0], c[1], 2*time.Minute)
+	}
+
+	t.Run("resources and hugepage limits", func(t *testing.T) {
+		c := n.running(t, "limits", "app", time.Second)
+		want := map[string]string{"cpu/cpu.cfs_quota_us": "50000", "cpu/cpu.cfs_period_us": "100000", "cpu/cpu.shares": "256",
+			"memory/memory.limit_in_bytes": strconv.Itoa(64 << 20)}
+		for file, v := range want {
+			paths, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", filepath.Dir(file), "kubepods/*/*", c.Id, filepath.Base(file)))
+			if len(paths) != 1 {
+				t.Errorf("%s of container %s under kubepods: found %v", file, c.Id, paths)
+				continue
+			}
+			b, err := os.ReadFile(paths[0])
+			if got := strings.TrimSpace(string(b)); err != nil || got != v {
+				t.Errorf("%s = %q (%v), want %s", paths[0], got, err, v)
+			}
+		}
+		if hp, _ := filepath.Glob("/sys/kernel/mm/hugepages/hugepages-*"); len(hp) == 0 {
+			t.Log("this node has no hugepage sizes: the kubelet sent no hugepage limits")
+		}
+	})
+
+	t.Run("shared PID namespace", func(t *testing.T) {
+		b := n.running(t, "sharedpid", "b", time.Second)
+		ps := n.execSync(t, b.Id, "ps", "-o", "pid,args")
+		if !strings.Contains(ps, "sleep 3600") {
+			t.Errorf("container b does not see container a's process:\n%s", ps)
+		}
+	})
+
+	t.Run("host network", func(t *testing.T) {
+		c := n.running(t, "hostnet", "app", time.Second)
+		host, _ := os.Readlink("/proc/self/ns/net")
+		if got := strings.TrimSpace(n.execSync(t, c.Id, "readlink", "/proc/self/ns/net")); got != host {
+			t.Errorf("container's network namespace = %s, the node's = %s", got, host)
+		}
+	})
+
+	t.Run("init container and emptyDir, logs through the kubelet", func(t *testing.T) {
+		inits := n.containers(t, "init", "prepare")
+		if len(inits) != 1 || inits[0].State != runtimeapi.ContainerState_CONTAINER_EXITED {
+			t.Fatalf("init container: %v", inits)
+		}
+		if st := n.status(t, inits[0].Id); st.ExitCode != 0 || st.Reason != "Completed" {
+			t.Errorf("init container exit %d, reason %q", st.ExitCode, st.Reason)
+		}
+		waitFor(t, 10*time.Second, "main container's log", func() (bool, string) {
+			out := n.kubeletLogs(t, "init", "main")
+			return strings.Contains(out, "prepared-by-init"), out
+		})
+	})
+
+	t.Run("exec through the kubelet", func(t *testing.T) {
+		out, errOut, err := n.kubeletExec(t, "init", "main", "sh", "-c", "echo out; echo err >&2; cat /data/msg")
+		if err != nil || out != "out\nprepared-by-init\n" || errOut != "err\n" {
+			t.Errorf("kubelet exec: stdout %q stderr %q err %v", out, errOut, err)
+		}
+		_, _, err = n.kubeletExec(t, "init", "main", "sh", "-c", "exit 7")
+		if err == nil || !strings.Contains(err.Error(), "7") {
+			t.Errorf("kubelet exec of `exit 7`: %v, want exit code 7", err)
+		}
+	})
+
+	t.Run("probes and a liveness restart", func(t *testing.T) {
+		waitFor(t, 20*time.Second, "successful exec readiness and HTTP liveness probes", func() (bool, string) {
+			r := n.metric(t, "/metrics/probes", "prober_probe_total", `probe_type="Readiness"`, `result="successful"`, `pod="`+n.podName("probes")+`"`)
+			l := n.metric(t, "/metrics/probes", "prober_probe_total", `probe_type="Liveness"`, `result="successful"`, `pod="`+n.podName("probes")+`"`)
+			return r > 0 && l > 0, fmt.Sprintf("readiness %v, liveness %v", r, l)
+		})
+		first := n.running(t, "probes", "web", time.Second)
+		if _, errOut, err := n.kubeletExec(t, "probes", "web", "rm", "/www/healthz"); err != nil {
+			t.Fatalf("rm healthz: %v %s", err, errOut)
+		}
+		waitFor(t, 60*time.Second, "the web container restarted by its liveness probe", func() (bool, string) {
+			cs := n.containers(t, "probes", "web")
+			return len(cs) > 0 && cs[0].Metadata.Attempt >= 1 && cs[0].State == runtimeapi.ContainerState_CONTAINER_RUNNING, fmt.Sprint(cs)
+		})
+		if st := n.status(t, first.Id); st.State != runtimeapi.ContainerState_CONTAINER_EXITED {
+			t.Errorf("the first web container is %v after its restart", st.State)
+		}
+	})
+
+	t.Run("crash loop", func(t *testing.T) {
+		waitFor(t, 90*time.Second, "the crashing container restarted", func() (bool, string) {
+			cs := n.containers(t, "crash", "app")
+			return len(cs) >= 2 && cs[0].Metadata.Attempt >= 1, fmt.Sprint(cs)
+		})
+		for _, c := range n.containers(t, "crash", "app") {
+			st := n.status(t, c.Id)
+			if st.State == runtimeapi.ContainerState_CONTAINER_EXITED && (st.ExitCode != 3 || st.Reason != "Error") {
+				t.Errorf("attempt %d: exit %d reason %q, want 3 Error", c.Metadata.Attempt, st.ExitCode, st.Reason)
+			}
+			if got := st.Annotations["io.kubernetes.container.restartCount"]; got != strconv.Itoa(int(c.Metadata.Attempt)) {
+				t.Errorf("attempt %d: restartCount annotation %q", c.Metadata.Attempt, got)
+			}
+		}
+		if out := n.kubeletLogs(t, "crash", "app"); !strings.Contains(out, "crashing") {
+			t.Errorf("crash loop log through the kubelet = %q", out)
+		}
+	})
+
+	t.Run("berthd killed and restarted under the kubelet", func(t *testing.T) {
+		stable := map[string]*runtimeapi.Container{}
+		for _, p := range []string{"init", "limits", "sharedpid", "hostnet", "ticker", "graceful", "probes"} {
+			for _, c := range n.containers(t, p, "") {
+				if c.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+					stable[p+"/"+c.Metadata.Name] = c
+				}
+			}
+		}
+		if err := n.d.Stop(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Second) // the kubelet's relist fails meanwhile; the containers go on
+		if err := n.d.Run(); err != nil {
+			t.Fatalf("restart berthd: %v", err)
+		}
+		time.Sleep(10 * time.Second) // several relists and probe rounds of the kubelet
+		for key, before := range stable {
+			pod, name, _ := strings.Cut(key, "/")
+			cs := n.containers(t, pod, name)
+			if len(cs) == 0 || cs[0].Id != before.Id || cs[0].State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+				t.Errorf("%s: before the restart %s (attempt %d) running; after: %v", key, before.Id, before.Metadata.Attempt, cs)
+			}
+		}
+		// Every tick line is there once, in order, from before and after the restart.
+		lines := strings.Split(strings.TrimSpace(n.kubeletLogs(t, "ticker", "app")), "\n")
+		for i, l := range lines {
+			if l != fmt.Sprintf("tick %d", i) {
+				t.Fatalf("ticker log line %d is %q, want \"tick %d\" (a line lost or repeated)", i, l, i)
+			}
+		}
+		if len(lines) < 150 {
+			t.Errorf("ticker logged %d lines in over 15 s at ten a second", len(lines))
+		}
+	})
+
+	t.Run("graceful termination with a preStop hook", func(t *testing.T) {
+		c := n.running(t, "graceful", "app", time.Second)
+		start := time.Now()
+		if err := n.k.RemovePod("graceful"); err != nil {
+			t.Fatal(err)
+		}
+		events := filepath.Join(shared, "events")
+		waitFor(t, 25*time.Second, "preStop hook, then SIGTERM", func() (bool, string) {
+			b, _ := os.ReadFile(events)
+			return string(b) == "started\nprestop\nterm\n", string(b)
+		})
+		waitFor(t, 25*time.Second, "the container stopped", func() (bool, string) {
+			resp, err := n.d.Runtime.ContainerStatus(ctx(t), &runtimeapi.ContainerStatusRequest{ContainerId: c.Id})
+			if err != nil { // already removed by the kubelet
+				return true, ""
+			}
+			st := resp.Status
+			if st.State == runtimeapi.ContainerState_CONTAINER_EXITED && st.ExitCode != 0 {
+				t.Errorf("exit code %d after SIGTERM, want 0 (the trap's)", st.ExitCode)
+			}
+			return st.State == runtimeapi.ContainerState_CONTAINER_EXITED, st.State.String()
+		})
+		if d := time.Since(start); d > 20*time.Second {
+			t.Errorf("stopping took %s: the container was not stopped by its SIGTERM", d)
+		}
+	})
+}
