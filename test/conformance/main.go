@@ -28,6 +28,7 @@ import (
 
 	"github.com/berth-runtime/berth/test/daemon"
 	"github.com/berth-runtime/berth/test/images"
+	"github.com/berth-runtime/berth/test/ratchet"
 )
 
 // The pod network of the berthd under test.
@@ -51,11 +52,11 @@ func run() (int, error) {
 		return 0, err
 	}
 	here := filepath.Join(moduleDir, "test", "conformance")
-	skips, err := readSkips(filepath.Join(here, "skip.txt"))
+	skips, err := ratchet.ReadSkips(filepath.Join(here, "skip.txt"))
 	if err != nil {
 		return 0, err
 	}
-	expected, err := readExpected(filepath.Join(here, "expected-pass.txt"))
+	expected, err := ratchet.ReadExpected(filepath.Join(here, "expected-pass.txt"))
 	if err != nil {
 		return 0, err
 	}
@@ -130,11 +131,11 @@ func run() (int, error) {
 	if err := runCritest(endpoint, skips, report, logPath); err != nil {
 		return 0, err
 	}
-	results, err := readReport(report)
+	results, err := ratchet.ReadReport(report)
 	if err != nil {
 		return 0, fmt.Errorf("%w (critest output: %s)", err, logPath)
 	}
-	return score(results, expected, skips), nil
+	return ratchet.Score(os.Stdout, "critest", results, expected, skips, os.Getenv("CRITEST_FOCUS") != ""), nil
 }
 
 // serveImages builds the test images and serves them from a registry on loopback.
@@ -162,7 +163,7 @@ func serveImages(moduleDir, tmp string) (*images.Registry, error) {
 	return reg, nil
 }
 
-func runCritest(endpoint string, skips []skip, report, logPath string) error {
+func runCritest(endpoint string, skips []ratchet.Skip, report, logPath string) error {
 	bin, err := exec.LookPath("critest")
 	if err != nil {
 		bin = "/opt/berth/bin/critest"
@@ -175,7 +176,7 @@ func runCritest(endpoint string, skips []skip, report, logPath string) error {
 	if len(skips) > 0 {
 		parts := make([]string, len(skips))
 		for i, s := range skips {
-			parts[i] = regexp.QuoteMeta(s.spec)
+			parts[i] = regexp.QuoteMeta(s.Spec)
 		}
 		args = append(args, "-ginkgo.skip="+strings.Join(parts, "|"))
 	}

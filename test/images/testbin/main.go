@@ -1,5 +1,5 @@
 // Command testbin stands in for the programs of the public test images that critest runs: it is
-// nginx, httpd-foreground, nonewprivs or pause, chosen by the name it is run as. The images are built by
+// nginx, httpd-foreground, nonewprivs (nnp) or pause, chosen by the name it is run as. The images are built by
 // package images with this binary in them.
 package main
 
@@ -39,7 +39,7 @@ func main() {
 		sigs := make(chan os.Signal, 1)
 		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 		<-sigs
-	case "nonewprivs":
+	case "nonewprivs", "nnp":
 		// Installed setuid root: with no_new_privs the kernel ignores the bit.
 		fmt.Printf("Effective uid: %d\n", os.Geteuid())
 	default:

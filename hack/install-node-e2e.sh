@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# install-node-e2e.sh builds what `make node-e2e` needs beyond hack/install-deps.sh, into
+# KUBE_BIN_DIR, from k8s.io/kubernetes at KUBERNETES_VERSION (hack/versions.env) through berth's
+# wrapper module test/node-e2e/kube: the node e2e suite's test binary (about 11 minutes on 2 cores
+# the first time), the ginkgo CLI that runs it in parallel, and agnhost, the suite's test image
+# program. Idempotent: a stamp file records the version each binary was built from.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+log() { echo "install-node-e2e: $*" >&2; }
+
+kube_module="$here/../test/node-e2e/kube"
+export GOFLAGS="${GOFLAGS:-} -mod=mod"
+export GONOSUMDB="${GONOSUMDB:+$GONOSUMDB,}k8s.io"
+export CGO_ENABLED=0
+mkdir -p "$KUBE_BIN_DIR"
+fresh() { [ -x "$KUBE_BIN_DIR/$1" ] && [ "$(cat "$KUBE_BIN_DIR/.$1.version" 2>/dev/null)" = "$KUBERNETES_VERSION" ]; }
+stamp() { echo "$KUBERNETES_VERSION" >"$KUBE_BIN_DIR/.$1.version"; }
+
+cd "$kube_module"
+if ! fresh e2e_node.test; then
+	log "building k8s.io/kubernetes@$KUBERNETES_VERSION: test/e2e_node (about 11 minutes the first time)"
+	go test -c -trimpath -ldflags "-s -w" -o "$KUBE_BIN_DIR/e2e_node.test" k8s.io/kubernetes/test/e2e_node
+	stamp e2e_node.test
+fi
+if ! fresh ginkgo; then
+	# The ginkgo of k8s.io/kubernetes' own go.mod, so that CLI and suite speak the same protocol.
+	log "building ginkgo (the version k8s.io/kubernetes@$KUBERNETES_VERSION requires)"
+	go build -trimpath -ldflags "-s -w" -o "$KUBE_BIN_DIR/ginkgo" github.com/onsi/ginkgo/v2/ginkgo
+	stamp ginkgo
+fi
+if ! fresh agnhost; then
+	log "building k8s.io/kubernetes@$KUBERNETES_VERSION: test/images/agnhost"
+	go build -trimpath -ldflags "-s -w" -o "$KUBE_BIN_DIR/agnhost" k8s.io/kubernetes/test/images/agnhost
+	stamp agnhost
+fi
+log "ok: e2e_node.test, ginkgo, agnhost $KUBERNETES_VERSION in $KUBE_BIN_DIR"

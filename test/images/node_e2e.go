@@ -1,0 +1,44 @@
+package images
+
+import (
+	"fmt"
+	"os"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// addNodeE2EImages adds the images Kubernetes v1.37's node e2e suite runs (its
+// test/utils/image/manifest.go names and tags), each a stand-in built here that behaves as the
+// specs need: agnhost is the real program on a busybox base (the real image is alpine with
+// network tools), nginx and nonewprivs are ./testbin, nonroot is busybox with USER 1234, pause is
+// ./testbin's pause (busybox 1.37.0-2 is in every catalog).
+func addNodeE2EImages(b *builder, agnhostPath string, add func(ref string, cfg v1.Config, layers ...v1.Layer)) error {
+	agnhost, err := os.ReadFile(agnhostPath)
+	if err != nil {
+		return fmt.Errorf("read agnhost: %w", err)
+	}
+	// As agnhost's Dockerfile: /agnhost (and /agnhost-2), /uploads, a user and a group defined
+	// in the image.
+	agnhostLayer, err := layer(file("agnhost", 0o755, agnhost), hardlink("agnhost-2", "agnhost"), dir("uploads", 0o755),
+		file("etc/passwd", 0o644, []byte(passwd+"user-defined-in-image:x:1000:1000:Linux User,,,:/home/user-defined-in-image:/bin/sh\n")),
+		file("etc/group", 0o644, []byte(group+"user-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n")),
+		dir("home/user-defined-in-image", 0o755))
+	if err != nil {
+		return err
+	}
+	agnhostCfg := v1.Config{Entrypoint: []string{"/agnhost"}, Cmd: []string{"pause"}, Env: []string{defaultPath},
+		ExposedPorts: map[string]struct{}{"80/tcp": {}, "8080/tcp": {}, "8081/tcp": {}, "9376/tcp": {}, "5000/tcp": {}}}
+	nnp, err := layer(file("usr/local/bin/nnp", 0o4755, b.testbin))
+	if err != nil {
+		return err
+	}
+
+	add(e2eImages+"agnhost:2.66.1", agnhostCfg, b.base, agnhostLayer)
+	add(e2eImages+"agnhost:2.55", agnhostCfg, b.base, agnhostLayer)
+	add(e2eImages+"nginx:1.27.0-2", webConfig("nginx", 80), b.base, b.nginx)
+	add(e2eImages+"nginx:1.28.0-2", webConfig("nginx", 80), b.base, b.nginx)
+	add(e2eImages+"nonroot:1.5", v1.Config{Cmd: []string{"sh"}, Env: []string{defaultPath}, User: "1234"}, b.base)
+	add(e2eImages+"nonewprivs:1.4", v1.Config{Cmd: []string{"nnp"}, Env: []string{defaultPath}}, b.base, nnp)
+	add("registry.k8s.io/pause:3.10.2", v1.Config{Entrypoint: []string{"/pause"}}, b.pause)
+	return nil
+}
