@@ -34,7 +34,7 @@ unit:
 
 # Integration tests: real berthd, containerd, runc and CNI; needs root.
 e2e: build
-	BERTH_E2E=1 BERTH_BIN=$(BIN) $(GO) test -count=1 -timeout 20m ./test/e2e/...
+	BERTH_E2E=1 BERTH_BIN=$(BIN) $(GO) test -count=1 -timeout 30m ./test/e2e/...
 
 # A real kubelet (KUBERNETES_VERSION) in front of a real berthd: the pod shapes the kubelet makes.
 kubelet-smoke: build

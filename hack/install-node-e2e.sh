@@ -14,7 +14,6 @@ log() { echo "install-node-e2e: $*" >&2; }
 kube_module="$here/../test/node-e2e/kube"
 export GOFLAGS="${GOFLAGS:-} -mod=mod"
 export GONOSUMDB="${GONOSUMDB:+$GONOSUMDB,}k8s.io"
-export CGO_ENABLED=0
 mkdir -p "$KUBE_BIN_DIR"
 fresh() { [ -x "$KUBE_BIN_DIR/$1" ] && [ "$(cat "$KUBE_BIN_DIR/.$1.version" 2>/dev/null)" = "$KUBERNETES_VERSION" ]; }
 stamp() { echo "$KUBERNETES_VERSION" >"$KUBE_BIN_DIR/.$1.version"; }
@@ -22,7 +21,7 @@ stamp() { echo "$KUBERNETES_VERSION" >"$KUBE_BIN_DIR/.$1.version"; }
 cd "$kube_module"
 if ! fresh e2e_node.test; then
 	log "building k8s.io/kubernetes@$KUBERNETES_VERSION: test/e2e_node (about 11 minutes the first time)"
-	go test -c -trimpath -ldflags "-s -w" -o "$KUBE_BIN_DIR/e2e_node.test" k8s.io/kubernetes/test/e2e_node
+	go test -c -vet=off -trimpath -o "$KUBE_BIN_DIR/e2e_node.test" k8s.io/kubernetes/test/e2e_node
 	stamp e2e_node.test
 fi
 if ! fresh ginkgo; then
@@ -33,7 +32,8 @@ if ! fresh ginkgo; then
 fi
 if ! fresh agnhost; then
 	log "building k8s.io/kubernetes@$KUBERNETES_VERSION: test/images/agnhost"
-	go build -trimpath -ldflags "-s -w" -o "$KUBE_BIN_DIR/agnhost" k8s.io/kubernetes/test/images/agnhost
+	# Static: it runs in a busybox image with no C library.
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$KUBE_BIN_DIR/agnhost" k8s.io/kubernetes/test/images/agnhost
 	stamp agnhost
 fi
 log "ok: e2e_node.test, ginkgo, agnhost $KUBERNETES_VERSION in $KUBE_BIN_DIR"

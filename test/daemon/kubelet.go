@@ -42,7 +42,7 @@ type Kubelet struct {
 	client *http.Client
 	// hostBefore is what the kubelet may add to the node outside its directory (iptables chains,
 	// /var/lib/kubelet), as it was before the start, for Cleanup.
-	hostBefore hostState
+	hostBefore HostState
 }
 
 // KubeletOptions configure StartKubelet.
@@ -127,7 +127,7 @@ func StartKubelet(opts KubeletOptions) (*Kubelet, error) {
 	}
 	args := append([]string{"--config", cfg, "--root-dir", k.Root, "--cert-dir", filepath.Join(k.Root, "pki"),
 		"--hostname-override", k.NodeName, "--v", "2"}, opts.Args...)
-	k.hostBefore = readHostState()
+	k.hostBefore = ReadHostState()
 	k.cmd = exec.Command(bin, args...)
 	k.cmd.Stdout = logFile
 	k.cmd.Stderr = &teeWriter{logFile, k.logs}
@@ -227,25 +227,32 @@ func (k *Kubelet) Cleanup() {
 	k.Stop()
 	unmountUnder(k.Dir)
 	os.RemoveAll(k.Dir)
-	RemoveKubepodsCgroups()
-	k.hostBefore.restore()
+	k.hostBefore.Restore()
 }
 
-// hostState is what a kubelet adds to the node outside its root directory.
-type hostState struct {
+// HostState is what a kubelet adds to the node outside its root directory, as it was before the
+// kubelet started: ReadHostState before, Restore after.
+type HostState struct {
 	// chains are the iptables and ip6tables chains, "iptables/filter/KUBE-FIREWALL".
 	chains map[string]bool
 	// varLibKubelet says /var/lib/kubelet was there.
 	varLibKubelet bool
+	// cgroups are the kubelet's cgroups (kubeletCgroups) that were there.
+	cgroups map[string]bool
 }
 
-func readHostState() hostState {
-	h := hostState{chains: map[string]bool{}}
+// ReadHostState records the node's iptables chains and whether /var/lib/kubelet is there.
+func ReadHostState() HostState {
+	h := HostState{chains: map[string]bool{}}
 	for _, c := range iptablesChains() {
 		h.chains[c] = true
 	}
 	_, err := os.Stat("/var/lib/kubelet")
 	h.varLibKubelet = err == nil
+	h.cgroups = map[string]bool{}
+	for _, d := range kubeletCgroups() {
+		h.cgroups[d] = true
+	}
 	return h
 }
 
@@ -270,9 +277,16 @@ func iptablesChains() []string {
 	return out
 }
 
-// restore removes the KUBE-* chains that were not there before (and the built-in chains' jumps
-// to them), and /var/lib/kubelet if it was not.
-func (h hostState) restore() {
+// Restore takes back what a kubelet (stopped by now) added: the KUBE-* chains that were not there
+// before (and the built-in chains' jumps to them), the mounts under /var/lib/kubelet and the
+// directory itself if it was not there, and the empty cgroups the kubelet makes for pods and
+// itself (kubepods, and the node e2e suite's system and kubelet).
+func (h HostState) Restore() {
+	for _, d := range kubeletCgroups() {
+		if !h.cgroups[d] {
+			removeCgroupTree(d)
+		}
+	}
 	for _, c := range iptablesChains() {
 		if h.chains[c] {
 			continue
@@ -286,29 +300,44 @@ func (h hostState) restore() {
 		exec.Command(cmd, "-t", table, "-F", chain).Run()
 		exec.Command(cmd, "-t", table, "-X", chain).Run()
 	}
+	unmountUnder("/var/lib/kubelet")
 	if !h.varLibKubelet {
 		os.RemoveAll("/var/lib/kubelet")
 	}
 }
 
-// RemoveKubepodsCgroups removes the kubelet's empty QoS cgroups (kubepods, its burstable and
-// besteffort children) from every hierarchy, deepest first.
-func RemoveKubepodsCgroups() {
-	roots, _ := filepath.Glob("/sys/fs/cgroup/*/kubepods")
-	if _, err := os.Stat("/sys/fs/cgroup/kubepods"); err == nil {
-		roots = append(roots, "/sys/fs/cgroup/kubepods")
-	}
-	for _, root := range roots {
-		var dirs []string
-		filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				dirs = append(dirs, p)
-			}
-			return nil
-		})
-		for i := len(dirs) - 1; i >= 0; i-- {
-			syscall.Rmdir(dirs[i])
+// kubeletCgroups lists the cgroups a kubelet makes in each hierarchy: kubepods for pods, and with
+// the node e2e suite's flags /system (where it moves the node's other processes) and /kubelet.
+func kubeletCgroups() []string {
+	var out []string
+	for _, name := range []string{"kubepods", "system", "kubelet"} {
+		found, _ := filepath.Glob("/sys/fs/cgroup/*/" + name)
+		out = append(out, found...)
+		if _, err := os.Stat("/sys/fs/cgroup/" + name); err == nil {
+			out = append(out, "/sys/fs/cgroup/"+name)
 		}
+	}
+	return out
+}
+
+// removeCgroupTree moves the processes of cgroup root and below back to the hierarchy's root (the
+// kubelet moved them there) and removes the cgroups, deepest first.
+func removeCgroupTree(root string) {
+	var dirs []string
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	top := filepath.Dir(root)
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if b, err := os.ReadFile(filepath.Join(dirs[i], "cgroup.procs")); err == nil {
+			for _, pid := range strings.Fields(string(b)) {
+				os.WriteFile(filepath.Join(top, "cgroup.procs"), []byte(pid), 0o644)
+			}
+		}
+		syscall.Rmdir(dirs[i])
 	}
 }
 

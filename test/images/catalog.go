@@ -141,7 +141,8 @@ func newBuilder(src Sources) (*builder, error) {
 	if b.base, err = baseLayer(busybox, strings.Fields(string(applets))); err != nil {
 		return nil, err
 	}
-	if b.ipcs, err = layer(file("usr/bin/ipcs", 0o755, []byte(ipcsScript)), file("usr/bin/pgrep", 0o755, []byte(pgrepScript))); err != nil {
+	if b.ipcs, err = layer(file("usr/bin/ipcs", 0o755, []byte(ipcsScript)), file("usr/bin/pgrep", 0o755, []byte(pgrepScript)),
+		file("usr/bin/nmeter", 0o755, []byte(nmeterScript))); err != nil {
 		return nil, err
 	}
 	page := []byte("<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head><body><h1>Welcome to nginx!</h1></body></html>\n")
@@ -301,4 +302,22 @@ for d in /proc/[0-9]*; do
 	fi
 done
 exit $status
+`
+
+// nmeterScript stands in for busybox's nmeter, which Debian's busybox-static lacks, for the one use
+// Kubernetes' node e2e suite makes of it: the time of day with milliseconds (`nmeter -d0 '%3t'`,
+// read through head -n1): it prints the UTC time with the number of decimals %Nt asks for, line
+// after line (-d0: no delay) until its reader goes.
+const nmeterScript = `#!/bin/sh
+fmt=$(printf '%s' "$*" | sed -n 's/.*%\([0-9]\)t.*/\1/p')
+[ -n "$fmt" ] || fmt=0
+while :; do
+	t=$EPOCHREALTIME
+	frac=$(printf '%s' "${t#*.}000000" | cut -c1-"$fmt")
+	if [ "$fmt" -gt 0 ]; then
+		echo "$(date -u -d "@${t%.*}" +%T).$frac" || exit 0
+	else
+		echo "$(date -u -d "@${t%.*}" +%T)" || exit 0
+	fi
+done
 `

@@ -1,5 +1,5 @@
 // Command node-e2e runs Kubernetes' node e2e suite (k8s.io/kubernetes/test/e2e_node, the
-// version in hack/versions.env, built by hack/install-node-e2e.sh) against a berthd it starts,
+// version in hack/versions.env, built by hack/install-node-e2e.sh, with the kubelet beside it) against a berthd it starts,
 // or against containerd's own CRI for the side-by-side count, with the suite's images built here
 // and served from a registry on loopback that the runtime reaches through its registry mirror
 // configuration. The suite starts etcd, the API server and a kubelet itself. It keeps score as
@@ -8,12 +8,15 @@
 //
 // The run's shape: the [NodeConformance] specs that are neither Serial, Slow, Flaky nor
 // Disruptive, run by the ginkgo CLI in NODE_E2E_PROCS parallel processes (the way Kubernetes'
-// own CI runs them).
+// own CI runs them), less three families of long specs unless NODE_E2E_ALL is set: the 129
+// "Containers Lifecycle" specs (the init and sidecar container matrix, 30-90 s each), the 46
+// "Probing" specs (probe timeouts of minutes) and "Device Plugin" (grace periods).
 //
 // Environment:
 //
 //	CRI_ENDPOINT      "containerd" runs containerd's own CRI (the pinned build) instead of berthd
 //	NODE_E2E_FOCUS    the ginkgo focus (default: \[NodeConformance\])
+//	NODE_E2E_ALL      set: run the long families too (several hours on 2 cores)
 //	NODE_E2E_PROCS    parallel ginkgo processes (default 6)
 //	NODE_E2E_REPORT   where the report, the kubelet's and the runtime's logs go (default bin/node-e2e[-containerd])
 package main
@@ -46,6 +49,9 @@ const (
 // defaultSkip is the part of the run's shape that is not about the runtime: what Kubernetes' CI
 // leaves out of a parallel node conformance run.
 const defaultSkip = `\[Serial\]|\[Slow\]|\[Flaky\]|\[Disruptive\]`
+
+// longSkip are the long families the default run leaves out (NODE_E2E_ALL runs them).
+const longSkip = `\[sig-node\] Containers Lifecycle|\[sig-node\] Probing|\[sig-node\] Device Plugin`
 
 // kubeletConfig is the base kubelet configuration for this kind of machine: cgroupfs on cgroup v1
 // without systemd (the kubelet then needs cgroupRoot /), swap allowed, eviction thresholds a small
@@ -142,7 +148,9 @@ func run() (int, error) {
 		return 0, err
 	}
 
+	host := daemon.ReadHostState()
 	code, err := runSuite(tmp, report, kubeBin, endpoint, processName, skips)
+	host.Restore() // the suite's kubelet is gone; what it added to the node goes too
 	if err != nil {
 		return 0, err
 	}
@@ -253,6 +261,9 @@ func runSuite(dir, report, kubeBin, endpoint, processName string, skips []ratche
 		focus = `\[NodeConformance\]`
 	}
 	skip := defaultSkip
+	if os.Getenv("NODE_E2E_ALL") == "" {
+		skip += "|" + longSkip
+	}
 	for _, s := range skips {
 		skip += "|" + regexp.QuoteMeta(s.Spec)
 	}
@@ -260,15 +271,27 @@ func runSuite(dir, report, kubeBin, endpoint, processName string, skips []ratche
 	if procs == "" {
 		procs = "6"
 	}
+	// ginkgo runs the suite in the binary's directory, where the suite writes the kubelet's
+	// config, kubeconfig and static pods, and looks for the kubelet beside the binary: both are
+	// linked into the run's own directory.
+	bin := filepath.Join(dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		return 0, err
+	}
+	for _, b := range []string{"e2e_node.test", "kubelet"} {
+		if err := os.Symlink(filepath.Join(kubeBin, b), filepath.Join(bin, b)); err != nil {
+			return 0, err
+		}
+	}
 	hostname, _ := os.Hostname()
 	args := []string{
 		"--procs=" + procs, "--timeout=2h", "--no-color", "--focus=" + focus, "--skip=" + skip,
 		"--junit-report=junit_01.xml", "--output-dir=" + report,
-		filepath.Join(kubeBin, "e2e_node.test"), "--",
+		filepath.Join(bin, "e2e_node.test"), "--",
 		"--container-runtime-endpoint=" + endpoint, "--image-service-endpoint=" + endpoint,
 		"--container-runtime-process-name=" + processName, "--container-runtime-pid-file=",
 		"--prepull-images=false", "--report-dir=" + report, "--node-name=" + hostname,
-		"--k8s-bin-dir=" + kubeBin, "--kubelet-config-file=" + cfg,
+		"--kubelet-config-file=" + cfg, // the kubelet is found beside e2e_node.test
 	}
 	logPath := filepath.Join(report, "ginkgo.log")
 	logFile, err := os.Create(logPath)
@@ -277,7 +300,7 @@ func runSuite(dir, report, kubeBin, endpoint, processName string, skips []ratche
 	}
 	defer logFile.Close()
 	cmd := exec.Command(filepath.Join(kubeBin, "ginkgo"), args...)
-	cmd.Dir = dir // the suite writes its kubelet config, kubeconfig and static pods here
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "PATH="+path)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	fmt.Printf("node-e2e: running the suite (focus %s, %s processes; output in %s)\n", focus, procs, logPath)
