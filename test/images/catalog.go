@@ -142,7 +142,7 @@ func newBuilder(src Sources) (*builder, error) {
 		return nil, err
 	}
 	if b.ipcs, err = layer(file("usr/bin/ipcs", 0o755, []byte(ipcsScript)), file("usr/bin/pgrep", 0o755, []byte(pgrepScript)),
-		file("usr/bin/nmeter", 0o755, []byte(nmeterScript))); err != nil {
+		file("usr/bin/nmeter", 0o755, []byte(nmeterScript)), file("usr/bin/curl", 0o755, []byte(curlScript))); err != nil {
 		return nil, err
 	}
 	page := []byte("<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head><body><h1>Welcome to nginx!</h1></body></html>\n")
@@ -199,14 +199,18 @@ func baseLayer(busybox []byte, applets []string) (v1.Layer, error) {
 		file("etc/passwd", 0o644, []byte(passwd)),
 		file("etc/group", 0o644, []byte(group)),
 	}
+	seen := map[string]bool{"bin/busybox": true}
 	for _, a := range applets {
 		a = strings.TrimPrefix(a, "/")
-		if a == "bin/busybox" {
-			continue
-		}
 		// Hard links, as in the busybox image: masking one applet's path (critest's MaskedPaths
-		// masks /bin/ls) must not mask busybox itself, as a symlink would.
-		entries = append(entries, hardlink(a, "bin/busybox"))
+		// masks /bin/ls) must not mask busybox itself, as a symlink would. Each applet is also
+		// in /bin, where the busybox image has them all (specs run /bin/sysctl, say).
+		for _, p := range []string{a, "bin/" + filepath.Base(a)} {
+			if !seen[p] {
+				seen[p] = true
+				entries = append(entries, hardlink(p, "bin/busybox"))
+			}
+		}
 	}
 	return layer(entries...)
 }
@@ -320,4 +324,39 @@ while :; do
 		echo "$(date -u -d "@${t%.*}" +%T)" || exit 0
 	fi
 done
+`
+
+// curlScript stands in for curl, which Kubernetes' e2e specs run inside agnhost and busybox
+// images (the real agnhost image has it) and Debian's busybox-static lacks, with busybox's wget:
+// the options those specs use (-g -q -s -L -i, -o FILE, -w '%{http_code}', --connect-timeout,
+// --max-time) and curl's exit codes for a connection that fails (7) or times out (28). As
+// busybox's wget, it has no body to show for an HTTP error status.
+const curlScript = `#!/bin/sh
+out=-; fmt=; incl=; timeout=; url=
+while [ $# -gt 0 ]; do
+	case "$1" in
+	-o | --output) out=$2; shift ;;
+	-w | --write-out) fmt=$2; shift ;;
+	-i | --include) incl=1 ;;
+	-m | --max-time | --connect-timeout) timeout=${2%%.*}; shift ;;
+	-Lo) out=$2; shift ;;
+	-*) ;;
+	*) url=$1 ;;
+	esac
+	shift
+done
+tmp=/tmp/.curl.$$
+trap 'rm -f "$tmp.body" "$tmp.hdr"' EXIT
+wget -S -q -O "$tmp.body" ${timeout:+-T "$timeout"} "$url" 2>"$tmp.hdr"
+rc=$?
+code=$(sed -n 's/^ *HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p' "$tmp.hdr" | tail -n1)
+if [ -n "$incl" ] && [ -n "$code" ]; then
+	sed -n 's/^  //p' "$tmp.hdr"
+	echo
+fi
+if [ "$out" = - ]; then cat "$tmp.body" 2>/dev/null; else cp "$tmp.body" "$out" 2>/dev/null; fi
+[ -n "$fmt" ] && printf '%s' "$fmt" | sed "s/%{http_code}/${code:-000}/g"
+[ -n "$code" ] && exit 0
+grep -q -i "timed out" "$tmp.hdr" && exit 28
+exit 7
 `
