@@ -13,7 +13,7 @@ func FuzzGenerate(f *testing.F) {
 	for _, c := range []*runtimeapi.ContainerConfig{
 		{Metadata: &runtimeapi.ContainerMetadata{Name: "app"}},
 		{Metadata: &runtimeapi.ContainerMetadata{Name: "app"}, Command: []string{"sh"}, Args: []string{"-c", "x"}, WorkingDir: "/w",
-			Envs: []*runtimeapi.KeyValue{{Key: "A", Value: "b"}}, Tty: true, Stdin: true,
+			Envs: []*runtimeapi.KeyValue{{Key: "A", Value: []byte("b")}}, Tty: true, Stdin: true,
 			Mounts:  []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: "/tmp", Readonly: true, RecursiveReadOnly: true}},
 			Devices: []*runtimeapi.Device{{HostPath: "/dev/null", ContainerPath: "/dev/x", Permissions: "rwm"}},
 			Linux: &runtimeapi.LinuxContainerConfig{

@@ -45,7 +45,7 @@ func environment(in Input) []string {
 		set(k, v)
 	}
 	for _, e := range in.Config.GetEnvs() {
-		set(e.GetKey(), e.GetValue())
+		set(e.GetKey(), string(e.GetValue()))
 	}
 	if _, ok := vals["HOSTNAME"]; !ok && in.Sandbox.Hostname != "" {
 		set("HOSTNAME", in.Sandbox.Hostname)

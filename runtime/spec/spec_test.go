@@ -77,7 +77,7 @@ func TestProcess(t *testing.T) {
 		{desc: "args replace cmd only", mutate: func(in *Input) { in.Config.Args = []string{"other"} },
 			wantArgs: []string{"/entry", "other"}},
 		{desc: "config env overrides image env, in place", mutate: func(in *Input) {
-			in.Config.Envs = []*runtimeapi.KeyValue{{Key: "A", Value: "config"}, {Key: "B", Value: "b"}, {Key: "HOSTNAME", Value: "mine"}}
+			in.Config.Envs = []*runtimeapi.KeyValue{{Key: "A", Value: []byte("config")}, {Key: "B", Value: []byte("b")}, {Key: "HOSTNAME", Value: []byte("mine")}}
 		}, wantEnv: []string{"PATH=/bin", "A=config", "B=b", "HOSTNAME=mine"}},
 		{desc: "config working dir", mutate: func(in *Input) { in.Config.WorkingDir = "/srv" }, wantCwd: "/srv"},
 		{desc: "no image working dir", mutate: func(in *Input) { in.Image.WorkingDir = "" }, wantCwd: "/"},

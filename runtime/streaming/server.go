@@ -1,5 +1,5 @@
 // Package streaming serves the CRI streaming endpoints (exec, attach, port-forward) with
-// k8s.io/kubelet's CRI streaming server: Exec, Attach and PortForward calls hand out one-time
+// k8s.io/cri-streaming's CRI streaming server: Exec, Attach and PortForward calls hand out one-time
 // URLs on it, and the kubelet (or crictl) connects to them with SPDY or WebSockets.
 package streaming
 
@@ -11,7 +11,7 @@ import (
 	"net/http"
 	"net/url"
 
-	kubestreaming "k8s.io/kubelet/pkg/cri/streaming"
+	kubestreaming "k8s.io/cri-streaming/pkg/streaming"
 )
 
 // Options configure the server.

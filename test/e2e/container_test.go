@@ -223,7 +223,7 @@ func TestContainerSeesItsWorld(t *testing.T) {
 		c.Linux.SecurityContext.Capabilities = &runtimeapi.Capability{DropCapabilities: []string{"ALL"}, AddCapabilities: []string{"NET_RAW"}}
 		c.Linux.SecurityContext.Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
 		c.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 64 << 20, CpuShares: 256}
-		c.Envs = []*runtimeapi.KeyValue{{Key: "GREETING", Value: "hi"}}
+		c.Envs = []*runtimeapi.KeyValue{{Key: "GREETING", Value: []byte("hi")}}
 		c.Linux.SecurityContext.MaskedPaths = []string{"/bin/ls"}
 		c.Linux.SecurityContext.ReadonlyPaths = []string{"/tmp"}
 	})
