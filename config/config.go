@@ -47,6 +47,10 @@ type Config struct {
 	ShimPrestart bool `toml:"shim-prestart" json:"shim-prestart"`
 	// CNIConfDir is the directory of CNI network configurations; the first by file name is used.
 	CNIConfDir string `toml:"cni-conf-dir" json:"cni-conf-dir"`
+	// CNIConfTemplate is a CNI network configuration template (Go text/template; see
+	// cni.TemplateData) rendered into CNIConfDir as 10-berth-net.conflist with the pod CIDRs the
+	// kubelet sends (UpdateRuntimeConfig); empty: the CIDRs are only recorded.
+	CNIConfTemplate string `toml:"cni-conf-template" json:"cni-conf-template"`
 	// CNIBinDirs are the directories searched for CNI plugin binaries, in order.
 	CNIBinDirs []string `toml:"cni-bin-dirs" json:"cni-bin-dirs"`
 	// RegistryConfigDir holds containerd-style hosts.toml files, one directory per registry.
@@ -138,6 +142,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ContainerdAddress == "" && c.ContainerdBinary == "" {
 		return errors.New("containerd-binary: must not be empty when no containerd-address is given")
+	}
+	if c.CNIConfTemplate != "" && !filepath.IsAbs(c.CNIConfTemplate) {
+		return fmt.Errorf("cni-conf-template: %q is not an absolute path", c.CNIConfTemplate)
 	}
 	for _, d := range c.CNIBinDirs {
 		if !filepath.IsAbs(d) {

@@ -60,6 +60,7 @@ func NewFlagSet(cfg *Config, output io.Writer) *flag.FlagSet {
 	fs.Var((*stringValue)(&cfg.ContainerdBinary), "containerd-binary", "containerd executable for the managed containerd")
 	fs.BoolVar(&cfg.ShimPrestart, "shim-prestart", cfg.ShimPrestart, "start each pod's shim with the pod and run its containers' tasks in it (managed containerd only; -shim-prestart=false: containerd starts it with the first container)")
 	fs.Var((*stringValue)(&cfg.CNIConfDir), "cni-conf-dir", "directory of CNI network configurations")
+	fs.Var((*stringValue)(&cfg.CNIConfTemplate), "cni-conf-template", "CNI config template rendered with the pod CIDRs the kubelet sends (empty: record them only)")
 	fs.Var((*listValue)(&cfg.CNIBinDirs), "cni-bin-dirs", "comma-separated directories of CNI plugins")
 	fs.Var((*stringValue)(&cfg.RegistryConfigDir), "registry-config-dir", "directory of registry hosts.toml files")
 	fs.Var((*stringValue)(&cfg.StreamAddress), "stream-address", "host:port of the streaming server (port 0: any free port)")

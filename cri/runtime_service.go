@@ -31,6 +31,14 @@ type RuntimeOptions struct {
 	CgroupDriver string
 	// Config is the daemon's effective configuration, shown by a verbose Status.
 	Config any
+	// PodCIDRs keeps the pod CIDRs UpdateRuntimeConfig brings; nil ignores them.
+	PodCIDRs PodCIDRs
+}
+
+// PodCIDRs keeps the node's pod CIDRs (and renders the CNI config template with them).
+type PodCIDRs interface {
+	Update(podCIDR string) error
+	Get() []string
 }
 
 // RuntimeService implements the CRI RuntimeService. RPCs whose capability has not landed yet are
@@ -115,7 +123,23 @@ func (s *RuntimeService) verboseInfo(ctx context.Context) map[string]string {
 	}
 	b, _ := json.Marshal(versions)
 	info["versions"] = string(b)
+	if s.opts.PodCIDRs != nil {
+		b, _ := json.Marshal(s.opts.PodCIDRs.Get())
+		info["podCIDRs"] = string(b)
+	}
 	return info
+}
+
+// UpdateRuntimeConfig takes the node's pod CIDR(s), which the kubelet sends once the node has
+// them: berth records them and, with a CNI config template (cni-conf-template), renders the
+// pods' network configuration from them; pods created from then on use it.
+func (s *RuntimeService) UpdateRuntimeConfig(ctx context.Context, req *runtimeapi.UpdateRuntimeConfigRequest) (*runtimeapi.UpdateRuntimeConfigResponse, error) {
+	if s.opts.PodCIDRs != nil {
+		if err := s.opts.PodCIDRs.Update(req.GetRuntimeConfig().GetNetworkConfig().GetPodCidr()); err != nil {
+			return nil, toStatus(err)
+		}
+	}
+	return &runtimeapi.UpdateRuntimeConfigResponse{}, nil
 }
 
 // RuntimeConfig reports the cgroup driver, which the kubelet must match.

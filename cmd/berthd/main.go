@@ -133,9 +133,14 @@ func run(cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer streams.Close()
+	podCIDRs, err := cni.NewPodCIDRs(filepath.Join(cfg.Root, "pod-cidrs.json"), cfg.CNIConfTemplate, cfg.CNIConfDir)
+	if err != nil {
+		return err
+	}
 	rs := cri.NewRuntimeService(rt, network, rt, rt, rt, rt, streams, cri.RuntimeOptions{
 		CgroupDriver: runtime.CgroupDriver(cfg.CgroupDriver),
 		Config:       cfg,
+		PodCIDRs:     podCIDRs,
 	})
 	srv := cri.NewServer(rs, cri.NewImageService(images), log.With("component", "cri"), cri.NewMetrics(reg))
 
