@@ -19,6 +19,7 @@ type Pods interface {
 	PodSandboxes(ctx context.Context) ([]runtime.SandboxView, error)
 	Handlers() []string
 	HandlerFeatures(handler string) runtime.Features
+	UpdatePodSandboxResources(ctx context.Context, id string, overhead, resources *runtimeapi.LinuxContainerResources) error
 }
 
 // RunPodSandbox creates and starts a pod sandbox.
@@ -146,4 +147,17 @@ func labelsMatch(labels, selector map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// UpdatePodSandboxResources takes the pod-level resources of an in-place pod resize, which the
+// kubelet sends after it resized the pod's cgroup. Best effort, as api.proto says; an unknown pod
+// is NotFound.
+func (s *RuntimeService) UpdatePodSandboxResources(ctx context.Context, req *runtimeapi.UpdatePodSandboxResourcesRequest) (*runtimeapi.UpdatePodSandboxResourcesResponse, error) {
+	if req.GetPodSandboxId() == "" {
+		return nil, invalid("pod_sandbox_id: empty")
+	}
+	if err := s.pods.UpdatePodSandboxResources(ctx, req.GetPodSandboxId(), req.GetOverhead(), req.GetResources()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &runtimeapi.UpdatePodSandboxResourcesResponse{}, nil
 }
