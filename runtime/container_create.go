@@ -7,12 +7,15 @@ import (
 	"path/filepath"
 	"time"
 
+	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
 	"github.com/opencontainers/image-spec/identity"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/image"
@@ -80,7 +83,8 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	}
 	defer done(context.WithoutCancel(ctx))
 
-	mounts, err := r.prepareSnapshot(ctx, id, img)
+	uids, gids, _ := podUserns(pod.Config)
+	mounts, err := r.prepareSnapshot(ctx, id, img, uids, gids)
 	if err != nil {
 		return "", err
 	}
@@ -106,7 +110,8 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	gen, err := spec.Generate(spec.Input{
 		ID: id, Config: cfg, Image: img.Config.Config, Settings: r.settings, Passwd: passwd, Group: group, TargetPid: targetPid,
 		Sandbox: spec.Sandbox{ID: sb.ID, Config: pod.Config, NetNS: sb.NetNS, IPC: sb.IPC, UTS: sb.UTS,
-			InfraPid: pod.InfraPid, Dir: sb.Dir, Shm: podShm(sb), Hostname: podHostname(pod.Config)},
+			InfraPid: pod.InfraPid, Dir: sb.Dir, Shm: podShm(sb), Hostname: podHostname(pod.Config),
+			Userns: sb.Userns, UIDMappings: uids, GIDMappings: gids},
 	})
 	if err != nil {
 		return "", err
@@ -167,7 +172,9 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 
 // prepareSnapshot makes the container's writable layer on top of the image's, unpacking the
 // image first if it was pulled without being unpacked.
-func (r *Runtime) prepareSnapshot(ctx context.Context, id string, img *image.Image) ([]mount.Mount, error) {
+// For a pod with a user namespace of its own (uids, gids: its mappings), the snapshotter mounts
+// the image's layers idmapped, so that the pod's root owns what the node's root owns in them.
+func (r *Runtime) prepareSnapshot(ctx context.Context, id string, img *image.Image, uids, gids []specs.LinuxIDMapping) ([]mount.Mount, error) {
 	cimg, err := r.client.GetImage(ctx, img.ID.String())
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", img.ID, err)
@@ -183,7 +190,11 @@ func (r *Runtime) prepareSnapshot(ctx context.Context, id string, img *image.Ima
 	if err != nil {
 		return nil, err
 	}
-	mounts, err := r.client.SnapshotService(snapshotter).Prepare(ctx, id, identity.ChainID(diffIDs).String())
+	var opts []snapshots.Opt
+	if len(uids) > 0 {
+		opts = append(opts, containerd.WithUserNSRemapperLabels(uids, gids))
+	}
+	mounts, err := r.client.SnapshotService(snapshotter).Prepare(ctx, id, identity.ChainID(diffIDs).String(), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("prepare the root file system of container %s: %w", id, err)
 	}

@@ -40,6 +40,9 @@ type Sandbox struct {
 	State string
 	// NetNS, IPC and UTS are the pinned namespaces' paths; empty when the pod uses the host's.
 	NetNS, IPC, UTS string
+	// Userns is the pinned user namespace of a pod with one of its own (userns_options mode
+	// POD), empty for a pod in the node's. It owns the pod's other namespaces.
+	Userns string
 	// Network is what CNI ADD gave the pod; nil for host-network pods and before ADD.
 	Network *cni.Attachment
 	// InfraPid is the pid of the infra process of a pod that shares its PID namespace.

@@ -32,7 +32,7 @@ func FuzzSandboxConfig(f *testing.F) {
 		if err := proto.Unmarshal(data, &cfg); err != nil {
 			return
 		}
-		if err := validateSandboxConfig(&cfg); err != nil {
+		if err := validateSandboxConfig(&cfg, true); err != nil {
 			return
 		}
 		h := podHostname(&cfg)

@@ -89,6 +89,13 @@ func (r *Runtime) startInfra(ctx context.Context, sb *Sandbox) (uint32, error) {
 		withPodNamespace(specs.IPCNamespace, sb.IPC),
 		withPodNamespace(specs.UTSNamespace, sb.UTS),
 	}
+	if uids, gids, ok := podUserns(sb.Config); ok {
+		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.UserNamespace, Path: sb.Userns}),
+			func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+				s.Linux.UIDMappings, s.Linux.GIDMappings = uids, gids
+				return nil
+			})
+	}
 	c := &containers.Container{ID: sb.ID}
 	spec, err := oci.GenerateSpec(namespaces.WithNamespace(ctx, Namespace), r.client, c, opts...)
 	if err != nil {

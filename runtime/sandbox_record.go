@@ -17,6 +17,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/cni"
+	"github.com/berth-runtime/berth/runtime/namespace"
 )
 
 // Labels on berth's containerd container records.
@@ -139,8 +140,16 @@ func (r *Runtime) loadSandbox(c containers.Container) (*Sandbox, error) {
 		ID: c.ID, Config: cfg, CreatedAt: rec.CreatedAt, Dir: r.sandboxDir(c.ID),
 		RuntimeHandler: rec.RuntimeHandler, State: rec.State,
 		NetNS: rec.NetNS, IPC: rec.IPC, UTS: rec.UTS, Network: rec.Network, InfraPid: rec.InfraPid,
-		OwnShim: rec.OwnShim,
+		OwnShim: rec.OwnShim, Userns: podUsernsPin(r.sandboxDir(c.ID), cfg),
 	}, nil
+}
+
+// podUsernsPin is where a pod with a user namespace of its own has it pinned; "" for other pods.
+func podUsernsPin(dir string, cfg *runtimeapi.PodSandboxConfig) string {
+	if _, _, ok := podUserns(cfg); !ok {
+		return ""
+	}
+	return namespace.PinPath(filepath.Join(dir, "ns"), namespace.User)
 }
 
 func (r *Runtime) sandboxDir(id string) string { return filepath.Join(r.stateDir, "pods", id) }

@@ -24,7 +24,7 @@ const cleanupTimeout = time.Minute
 // its sysctls and writes its resolv.conf, hosts and hostname files. Any failure undoes what was
 // done before the error is returned. It returns the sandbox id.
 func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, handler string) (_ string, retErr error) {
-	if err := validateSandboxConfig(cfg); err != nil {
+	if err := validateSandboxConfig(cfg, r.HandlerFeatures(handler).UserNamespaces); err != nil {
 		return "", err
 	}
 	if err := r.waitLoaded(ctx); err != nil {
@@ -113,7 +113,16 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		})
 	}
 
-	paths, err := namespace.Pin(nsDir, kinds, hostname)
+	var (
+		paths map[namespace.Kind]string
+		err   error
+	)
+	if uids, gids, ok := podUserns(cfg); ok {
+		paths, err = namespace.PinInUserns(nsDir, kinds, hostname, namespaceIDMaps(uids), namespaceIDMaps(gids), r.pauseBinary)
+		sb.Userns = paths[namespace.User]
+	} else {
+		paths, err = namespace.Pin(nsDir, kinds, hostname)
+	}
 	if err != nil {
 		return "", fmt.Errorf("pod %s namespaces: %w", name, err)
 	}
@@ -140,7 +149,8 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		return "", err
 	}
 	if !hostIPC {
-		if _, err := mountPodShm(sb.Dir); err != nil {
+		uids, gids, _ := podUserns(cfg)
+		if _, err := mountPodShm(sb.Dir, uids, gids); err != nil {
 			return "", fmt.Errorf("pod %s: %w", name, err)
 		}
 		undo = append(undo, func(context.Context) error { return unmountPodShm(sb.Dir) })
@@ -174,7 +184,7 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 }
 
 // validateSandboxConfig checks what every pod must have, naming the field that is wrong.
-func validateSandboxConfig(cfg *runtimeapi.PodSandboxConfig) error {
+func validateSandboxConfig(cfg *runtimeapi.PodSandboxConfig, usernsSupported bool) error {
 	md := cfg.GetMetadata()
 	switch {
 	case cfg == nil:
@@ -194,7 +204,7 @@ func validateSandboxConfig(cfg *runtimeapi.PodSandboxConfig) error {
 	if strings.ContainsAny(md.GetName()+md.GetNamespace()+md.GetUid(), "/\x00") {
 		return fmt.Errorf("config.metadata: name, namespace and uid must not contain '/': %w", errdefs.ErrInvalidArgument)
 	}
-	return validateUserns(cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions())
+	return validateUserns(cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions(), usernsSupported)
 }
 
 // podHostname is the hostname the pod's containers see: the configured one, else (and always

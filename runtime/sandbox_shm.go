@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,12 +19,18 @@ func podShmDir(sandboxDir string) string { return filepath.Join(sandboxDir, "shm
 
 // mountPodShm mounts the tmpfs a pod's containers share as /dev/shm, so that POSIX shared memory
 // works between them as System V IPC does through the pod's IPC namespace.
-func mountPodShm(sandboxDir string) (string, error) {
+// A pod with a user namespace of its own gets it owned by its root (uids, gids: the pod's
+// mappings; nil for other pods).
+func mountPodShm(sandboxDir string, uids, gids []specs.LinuxIDMapping) (string, error) {
 	dir := podShmDir(sandboxDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return "", err
 	}
-	if err := unix.Mount("shm", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, podShmOptions); err != nil {
+	opts := podShmOptions
+	if len(uids) > 0 && len(gids) > 0 {
+		opts += fmt.Sprintf(",uid=%d,gid=%d", uids[0].HostID, gids[0].HostID)
+	}
+	if err := unix.Mount("shm", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, opts); err != nil {
 		return "", fmt.Errorf("mount the pod's /dev/shm at %s: %w", dir, err)
 	}
 	return dir, nil

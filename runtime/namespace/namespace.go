@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -211,4 +213,85 @@ func Do(kind Kind, path string, fn func() error) error {
 		errc <- ferr
 	}()
 	return <-errc
+}
+
+// User is a user namespace: a pod with a user namespace of its own has it pinned too.
+const User Kind = "user"
+
+// IDMap maps a range of ids in a user namespace to the node's.
+type IDMap struct{ ContainerID, HostID, Size uint32 }
+
+// PinInUserns is Pin for a pod with a user namespace of its own: it creates a user namespace
+// with the given uid and gid mappings and, owned by it, one new namespace of each of kinds, and
+// pins them all (the user namespace at dir/user). The new namespaces belong to the pod's user
+// namespace, so that the pod's root can manage them (its network, its hostname) as it could its
+// own. A thread of a multi-threaded process cannot make a user namespace, so a helper process
+// (helper, a program that waits until killed: berth-pause) is started in the new namespaces and
+// killed once they are pinned.
+func PinInUserns(dir string, kinds []Kind, hostname string, uids, gids []IDMap, helper string) (map[Kind]string, error) {
+	flags := uintptr(unix.CLONE_NEWUSER)
+	for _, k := range kinds {
+		f, ok := cloneFlags[k]
+		if !ok {
+			return nil, fmt.Errorf("namespace kind %q is not one berth pins", k)
+		}
+		flags |= uintptr(f)
+	}
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return nil, err
+	}
+	paths := map[Kind]string{}
+	for _, k := range append([]Kind{User}, kinds...) {
+		p := PinPath(dir, k)
+		f, err := os.OpenFile(p, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+		if err != nil {
+			release(paths)
+			return nil, fmt.Errorf("create pin file: %w", err)
+		}
+		f.Close()
+		paths[k] = p
+	}
+	cmd := exec.Command(helper)
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  flags,
+		UidMappings: toSysProcIDMap(uids),
+		GidMappings: toSysProcIDMap(gids),
+		Pdeathsig:   syscall.SIGKILL,
+	}
+	if err := cmd.Start(); err != nil {
+		release(paths)
+		return nil, fmt.Errorf("start a process in the pod's user namespace: %w", err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	for k, p := range paths {
+		src := fmt.Sprintf("/proc/%d/ns/%s", cmd.Process.Pid, k)
+		if err := unix.Mount(src, p, "", unix.MS_BIND, ""); err != nil {
+			release(paths)
+			return nil, fmt.Errorf("pin %s namespace at %s: %w", k, p, err)
+		}
+	}
+	if p, ok := paths[UTS]; ok && hostname != "" {
+		if err := Do(UTS, p, func() error { return unix.Sethostname([]byte(hostname)) }); err != nil {
+			release(paths)
+			return nil, fmt.Errorf("set hostname %q: %w", hostname, err)
+		}
+	}
+	if p, ok := paths[Net]; ok {
+		if err := Do(Net, p, loopbackUp); err != nil {
+			release(paths)
+			return nil, err
+		}
+	}
+	return paths, nil
+}
+
+func toSysProcIDMap(m []IDMap) []syscall.SysProcIDMap {
+	out := make([]syscall.SysProcIDMap, len(m))
+	for i, e := range m {
+		out[i] = syscall.SysProcIDMap{ContainerID: int(e.ContainerID), HostID: int(e.HostID), Size: int(e.Size)}
+	}
+	return out
 }

@@ -144,8 +144,24 @@ func withMounts(in Input) oci.SpecOpts {
 			}
 			// SELinux relabelling (selinux_relabel) is ignored: SELinux is not enabled here.
 			s.Mounts = slices.DeleteFunc(s.Mounts, func(x specs.Mount) bool { return filepath.Clean(x.Destination) == filepath.Clean(dest) })
-			s.Mounts = append(s.Mounts, specs.Mount{Source: src, Destination: dest, Type: "bind", Options: opts})
+			mnt := specs.Mount{Source: src, Destination: dest, Type: "bind", Options: opts}
+			// An idmapped mount, as the kubelet asks for a user-namespaced pod's volumes: files
+			// the node's root owns are the pod's root's inside.
+			mnt.UIDMappings, mnt.GIDMappings = idMappings(m.GetUidMappings()), idMappings(m.GetGidMappings())
+			s.Mounts = append(s.Mounts, mnt)
 		}
 		return nil
 	}
+}
+
+// idMappings converts CRI id mappings to the OCI spec's.
+func idMappings(ms []*runtimeapi.IDMapping) []specs.LinuxIDMapping {
+	if len(ms) == 0 {
+		return nil
+	}
+	out := make([]specs.LinuxIDMapping, len(ms))
+	for i, m := range ms {
+		out[i] = specs.LinuxIDMapping{ContainerID: m.GetContainerId(), HostID: m.GetHostId(), Size: m.GetLength()}
+	}
+	return out
 }

@@ -39,6 +39,13 @@ func withNamespaces(in Input) oci.SpecOpts {
 				return err
 			}
 		}
+		if in.Sandbox.Userns != "" {
+			// The pod's user namespace, and its mappings, which runc checks against it.
+			if err := join(specs.UserNamespace, in.Sandbox.Userns); err != nil {
+				return err
+			}
+			s.Linux.UIDMappings, s.Linux.GIDMappings = in.Sandbox.UIDMappings, in.Sandbox.GIDMappings
+		}
 		switch namespaceOptions(in).GetPid() {
 		case runtimeapi.NamespaceMode_POD:
 			if in.Sandbox.InfraPid == 0 {

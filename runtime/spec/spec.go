@@ -37,6 +37,10 @@ type Sandbox struct {
 	Shm string
 	// Hostname is the pod's hostname.
 	Hostname string
+	// Userns is the pod's pinned user namespace, empty when the pod runs in the node's; its
+	// containers join it with the pod's UIDMappings and GIDMappings.
+	Userns                   string
+	UIDMappings, GIDMappings []specs.LinuxIDMapping
 }
 
 // Settings are the runtime's own facts that shape every spec.

@@ -70,6 +70,11 @@ func NewDirs() (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Traversable, as /run is: the root of a user-namespaced pod is not the node's root, and
+	// runc, as that user, reaches the container's bundle below here.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return nil, err
+	}
 	return &Daemon{
 		Dir:    dir,
 		Root:   filepath.Join(dir, "root"),
