@@ -36,4 +36,10 @@ if ! fresh agnhost; then
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$KUBE_BIN_DIR/agnhost" k8s.io/kubernetes/test/images/agnhost
 	stamp agnhost
 fi
+# The TLS certificate and key that agnhost's image carries (its porter and netexec serve HTTPS
+# with them), from the same source.
+src=$(go list -m -f '{{.Dir}}' k8s.io/kubernetes)
+for f in localhost.crt localhost.key; do
+	cp "$src/test/images/agnhost/porter/$f" "$KUBE_BIN_DIR/$f"
+done
 log "ok: e2e_node.test, ginkgo, agnhost $KUBERNETES_VERSION in $KUBE_BIN_DIR"

@@ -24,25 +24,43 @@ type Features struct {
 
 // HandlerFeatures reports the features of a runtime handler.
 func (r *Runtime) HandlerFeatures(string) Features {
-	return Features{RecursiveReadOnlyMounts: hasMountSetattr(), UserNamespaces: r.userns.Load()}
+	return Features{RecursiveReadOnlyMounts: hasMountSetattr(), UserNamespaces: r.usernsSupported()}
 }
 
-// probeUserns finds out whether this node can run pods in user namespaces of their own: user
-// namespaces are allowed (user.max_user_namespaces) and the snapshotter says it can idmap layers
-// (containerd checks the kernel's overlayfs for it).
-func (r *Runtime) probeUserns(ctx context.Context) (bool, string) {
+// usernsState is what probing the node for user-namespaced pods found.
+type usernsState struct {
+	mu     sync.Mutex
+	probed bool
+	ok     bool
+}
+
+// usernsSupported says whether this node can run pods in user namespaces of their own: user
+// namespaces are allowed (user.max_user_namespaces) and containerd's snapshotter can mount layers
+// idmapped (containerd checks the kernel's overlayfs for it). The answer is kept once containerd
+// has given one; while containerd does not answer, it is no.
+func (r *Runtime) usernsSupported() bool {
+	r.userns.mu.Lock()
+	defer r.userns.mu.Unlock()
+	if r.userns.probed {
+		return r.userns.ok
+	}
 	b, err := os.ReadFile("/proc/sys/user/max_user_namespaces")
 	if err != nil || strings.TrimSpace(string(b)) == "0" {
-		return false, "user namespaces are disabled (user.max_user_namespaces)"
+		r.userns.probed = true
+		r.log.Info("pods cannot have user namespaces of their own: user namespaces are disabled (user.max_user_namespaces)")
+		return false
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
 	caps, err := r.client.GetSnapshotterCapabilities(ctx, snapshotter)
 	if err != nil {
-		return false, "cannot ask the snapshotter: " + err.Error()
+		return false // containerd is not answering yet: ask again next time
 	}
-	if !slices.Contains(caps, "remap-ids") {
-		return false, "the " + snapshotter + " snapshotter cannot mount layers idmapped on this kernel"
+	r.userns.probed, r.userns.ok = true, slices.Contains(caps, "remap-ids")
+	if !r.userns.ok {
+		r.log.Info("pods cannot have user namespaces of their own: the " + snapshotter + " snapshotter cannot mount layers idmapped on this kernel")
 	}
-	return true, ""
+	return r.userns.ok
 }
 
 // hasMountSetattr probes for mount_setattr(2): on a bad descriptor a kernel that has it answers

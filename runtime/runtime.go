@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -83,8 +82,8 @@ type Runtime struct {
 	events       eventBus
 	// loaded is closed once Load has rebuilt the state; pod calls wait for it.
 	loaded chan struct{}
-	// userns says pods can have user namespaces of their own (probed by Load).
-	userns atomic.Bool
+	// userns says whether pods can have user namespaces of their own.
+	userns usernsState
 }
 
 // New returns a Runtime over client, whose default namespace must be Namespace. Load must be
@@ -154,11 +153,6 @@ func (r *Runtime) Load(ctx context.Context) error {
 	}
 	if err := r.loadContainers(ctx); err != nil {
 		return err
-	}
-	ok, why := r.probeUserns(ctx)
-	r.userns.Store(ok)
-	if !ok {
-		r.log.Info("pods cannot have user namespaces of their own on this node", "reason", why)
 	}
 	r.log.Info("loaded state from containerd", "sandboxes", len(records), "containers", len(r.containers.list("")))
 	return nil

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -17,14 +18,17 @@ import (
 	"syscall"
 	"time"
 
+	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	taskapi "github.com/containerd/containerd/api/runtime/task/v3"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/cio"
+	containerdversion "github.com/containerd/containerd/v2/version"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/fifo"
 	"github.com/containerd/ttrpc"
 	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
 )
 
 // ShimConfig says how berth's containerd runs runc shims, so that berth can start a pod's shim
@@ -90,6 +94,18 @@ func (r *Runtime) prestartShim(ctx context.Context, sb *Sandbox) error {
 	path := filepath.Dir(r.shim.ContainerdBinary) + ":" + filepath.Dir(r.shim.Binary) + ":" + os.Getenv("PATH")
 	cmd.Env = append(os.Environ(), "PATH="+path, "GOMAXPROCS=2", "MAX_SHIM_VERSION=2",
 		"TTRPC_ADDRESS="+r.shim.TTRPCAddress, "GRPC_ADDRESS="+r.shim.Address, "NAMESPACE="+Namespace)
+	// A shim of containerd 2.3 or later is told what it serves through the bootstrap protocol on
+	// its standard input, as containerd does (the flags above are for older ones).
+	params, err := proto.Marshal(&bootapi.BootstrapParams{
+		InstanceID: sb.ID, Namespace: Namespace, LogLevel: bootapi.LogLevel_LOG_LEVEL_INFO,
+		ContainerdVersion: containerdversion.Version, ContainerdBinary: r.shim.ContainerdBinary,
+		ContainerdGrpcAddress: r.shim.Address, ContainerdTtrpcAddress: r.shim.TTRPCAddress,
+		SocketDir: ptr(shimSocketDir),
+	})
+	if err != nil {
+		return err
+	}
+	cmd.Stdin = bytes.NewReader(params)
 	out, err := cmd.Output()
 	if err != nil {
 		var exitErr *exec.ExitError
@@ -98,19 +114,38 @@ func (r *Runtime) prestartShim(ctx context.Context, sb *Sandbox) error {
 		}
 		return fmt.Errorf("start the shim of pod %s: %w", sb.ID, err)
 	}
-	var params struct {
-		Address string `json:"address"`
+	address, err := shimStartAddress(out)
+	if err != nil {
+		return fmt.Errorf("start the shim of pod %s: %w", sb.ID, err)
 	}
-	if err := json.Unmarshal(out, &params); err != nil {
-		return fmt.Errorf("start the shim of pod %s: unexpected answer %q", sb.ID, out)
-	}
-	if want := r.podShimSocket(sb); strings.TrimPrefix(params.Address, "unix://") != want {
+	if want := r.podShimSocket(sb); strings.TrimPrefix(address, "unix://") != want {
 		// Not where berth will look for it at the pod's end: stop it now rather than leak it.
-		r.shutdownShim(ctx, strings.TrimPrefix(params.Address, "unix://"), true)
-		return fmt.Errorf("the shim of pod %s listens on %s, not %s: shim socket naming changed", sb.ID, params.Address, want)
+		r.shutdownShim(ctx, strings.TrimPrefix(address, "unix://"), true)
+		return fmt.Errorf("the shim of pod %s listens on %s, not %s: shim socket naming changed", sb.ID, address, want)
 	}
 	return nil
 }
+
+// shimStartAddress reads the address a shim's start command answers: a bootstrap result
+// (protobuf) from a shim of containerd 2.3 or later, JSON or the bare address from older ones.
+func shimStartAddress(out []byte) (string, error) {
+	var res bootapi.BootstrapResult
+	if err := proto.Unmarshal(out, &res); err == nil && res.GetAddress() != "" {
+		return res.GetAddress(), nil
+	}
+	var legacy struct {
+		Address string `json:"address"`
+	}
+	if err := json.Unmarshal(out, &legacy); err == nil && legacy.Address != "" {
+		return legacy.Address, nil
+	}
+	if a := strings.TrimSpace(string(out)); strings.HasPrefix(a, "unix://") {
+		return a, nil
+	}
+	return "", fmt.Errorf("unexpected answer %q", out)
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // openShimLog opens the read end of the log FIFO of the pod's shim (creating it when create is
 // set) and forwards what the shim writes into berth's log. The sandbox's lock is held or the

@@ -3,6 +3,8 @@ package runtime
 import (
 	"context"
 	"fmt"
+	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
+	"google.golang.org/protobuf/proto"
 	"log/slog"
 	"strings"
 	"testing"
@@ -51,6 +53,38 @@ func TestForwardShimLog(t *testing.T) {
 			forwardShimLog(slog.New(h), strings.NewReader(strings.Join(test.in, "\n")+"\n"))
 			if strings.Join(h.got, "\n") != strings.Join(test.want, "\n") {
 				t.Errorf("forwarded:\n%s\nwant:\n%s", strings.Join(h.got, "\n"), strings.Join(test.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestShimStartAddress(t *testing.T) {
+	const addr = "unix:///run/containerd/s/0123abcd"
+	bootstrap, err := proto.Marshal(&bootapi.BootstrapResult{Version: 3, Address: addr, Protocol: "ttrpc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		desc    string
+		out     []byte
+		wantErr bool
+	}{
+		{desc: "bootstrap result of a 2.3+ shim", out: bootstrap},
+		{desc: "JSON of a 2.0-2.2 shim", out: []byte(`{"version":3,"address":"` + addr + `","protocol":"ttrpc"}`)},
+		{desc: "bare address of an older shim", out: []byte(addr + "\n")},
+		{desc: "anything else", out: []byte("shim says no"), wantErr: true},
+	}
+	for _, test := range tests {
+		t.Run(test.desc, func(t *testing.T) {
+			got, err := shimStartAddress(test.out)
+			if test.wantErr {
+				if err == nil {
+					t.Errorf("shimStartAddress = %q, want an error", got)
+				}
+				return
+			}
+			if err != nil || got != addr {
+				t.Errorf("shimStartAddress = %q, %v; want %q", got, err, addr)
 			}
 		})
 	}

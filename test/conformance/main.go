@@ -16,7 +16,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -47,7 +46,7 @@ func main() {
 }
 
 func run() (int, error) {
-	moduleDir, err := moduleRoot()
+	moduleDir, err := images.ModuleRoot()
 	if err != nil {
 		return 0, err
 	}
@@ -68,7 +67,7 @@ func run() (int, error) {
 	defer os.RemoveAll(tmp)
 
 	start := time.Now()
-	reg, err := serveImages(moduleDir, tmp)
+	reg, _, err := images.Serve(moduleDir, tmp, "", os.Getenv("CRITEST_REGISTRY_ADDR"))
 	if err != nil {
 		return 0, err
 	}
@@ -138,31 +137,6 @@ func run() (int, error) {
 	return ratchet.Score(os.Stdout, "critest", results, expected, skips, os.Getenv("CRITEST_FOCUS") != ""), nil
 }
 
-// serveImages builds the test images and serves them from a registry on loopback.
-func serveImages(moduleDir, tmp string) (*images.Registry, error) {
-	busybox, err := images.BusyboxPath()
-	if err != nil {
-		return nil, err
-	}
-	testbin, err := images.BuildTestBin(moduleDir, tmp)
-	if err != nil {
-		return nil, err
-	}
-	catalog, err := images.Catalog(images.Sources{Busybox: busybox, TestBin: testbin})
-	if err != nil {
-		return nil, err
-	}
-	reg, err := images.StartRegistry(os.Getenv("CRITEST_REGISTRY_ADDR"), nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := reg.Push(context.Background(), catalog); err != nil {
-		reg.Close()
-		return nil, err
-	}
-	return reg, nil
-}
-
 func runCritest(endpoint string, skips []ratchet.Skip, report, logPath string) error {
 	bin, err := exec.LookPath("critest")
 	if err != nil {
@@ -205,17 +179,4 @@ func runCritest(endpoint string, skips []ratchet.Skip, report, logPath string) e
 	}
 	// A non-zero exit only says that some spec failed; the report says which.
 	return nil
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for ; dir != "/"; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-	}
-	return "", errors.New("not inside the berth module")
 }

@@ -55,16 +55,28 @@ type KubeletOptions struct {
 	Args []string
 }
 
-// kubeletConfig is the kubelet's configuration for a node like this one: cgroupfs on cgroup v1
-// (hybrid) with no systemd, no swap accounting, eviction thresholds a small VM meets, the API on
-// loopback with anonymous access allowed (this is a test node), files checked every second.
-const kubeletConfig = `apiVersion: kubelet.config.k8s.io/v1beta1
+// KubeletNodeConfig is the part of a kubelet's configuration this kind of machine needs:
+// cgroupfs on cgroup v1 (hybrid) without systemd (the kubelet then needs cgroupRoot /), swap
+// allowed, no local storage isolation, eviction thresholds a small VM meets, and image GC that
+// never removes a test's images.
+const KubeletNodeConfig = `apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 cgroupDriver: cgroupfs
 cgroupRoot: /
 failCgroupV1: false
 failSwapOn: false
-containerRuntimeEndpoint: %[1]s
+localStorageCapacityIsolation: false
+evictionHard:
+  memory.available: 1Mi
+  nodefs.available: 1%
+  imagefs.available: 1%
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+`
+
+// kubeletConfig adds a standalone test kubelet's own: the runtime, static pods checked every
+// second, the API on loopback with anonymous access allowed (a test node), parallel pulls.
+const kubeletConfig = `containerRuntimeEndpoint: %[1]s
 imageServiceEndpoint: %[1]s
 staticPodPath: %[2]s
 podLogsDir: %[3]s
@@ -83,13 +95,6 @@ authentication:
 authorization:
   mode: AlwaysAllow
 serializeImagePulls: false
-localStorageCapacityIsolation: false
-evictionHard:
-  memory.available: 1Mi
-  nodefs.available: 1%%
-  imagefs.available: 1%%
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
 `
 
 // StartKubelet starts the kubelet from KubeBinDir and waits until its health endpoint answers.
@@ -118,7 +123,7 @@ func StartKubelet(opts KubeletOptions) (*Kubelet, error) {
 	}
 	k.Port = ports[0]
 	cfg := filepath.Join(dir, "kubelet.yaml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, kubeletConfig, opts.Endpoint, k.Manifests, k.PodLogs, ports[0], ports[1]), 0o644); err != nil {
+	if err := os.WriteFile(cfg, fmt.Appendf([]byte(KubeletNodeConfig), kubeletConfig, opts.Endpoint, k.Manifests, k.PodLogs, ports[0], ports[1]), 0o644); err != nil {
 		return nil, err
 	}
 	logFile, err := os.Create(filepath.Join(dir, "kubelet.log"))

@@ -3,15 +3,18 @@ package images
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // addNodeE2EImages adds the images Kubernetes v1.37's node e2e suite runs (its
 // test/utils/image/manifest.go names and tags), each a stand-in built here that behaves as the
-// specs need: agnhost is the real program on a busybox base (the real image is alpine with
-// network tools), nginx and nonewprivs are ./testbin, nonroot is busybox with USER 1234, pause is
-// ./testbin's pause (busybox 1.37.0-2 is in every catalog).
+// specs need. agnhost is the real program on a busybox base (the real image is alpine with
+// network tools), with ./testbin as its UDP-capable nc and, when hack/install-node-e2e.sh put
+// them beside agnhost, the porter's localhost.crt and .key for TLS; nginx and nonewprivs are
+// ./testbin; nonroot is busybox with USER 1234; glibc-dns-testing is busybox. busybox 1.37.0-2
+// and pause 3.10.2 are in every catalog.
 func addNodeE2EImages(b *builder, agnhostPath string, add func(ref string, cfg v1.Config, layers ...v1.Layer)) error {
 	agnhost, err := os.ReadFile(agnhostPath)
 	if err != nil {
@@ -19,10 +22,17 @@ func addNodeE2EImages(b *builder, agnhostPath string, add func(ref string, cfg v
 	}
 	// As agnhost's Dockerfile: /agnhost (and /agnhost-2), /uploads, a user and a group defined
 	// in the image.
-	agnhostLayer, err := layer(file("agnhost", 0o755, agnhost), hardlink("agnhost-2", "agnhost"), dir("uploads", 0o755),
+	// The real image has netcat-openbsd (UDP) and the porter's certificate for TLS servers.
+	extra := []entry{file("usr/local/bin/nc", 0o755, b.testbin)}
+	for _, name := range []string{"localhost.crt", "localhost.key"} {
+		if pem, err := os.ReadFile(filepath.Join(filepath.Dir(agnhostPath), name)); err == nil {
+			extra = append(extra, file(name, 0o644, pem))
+		}
+	}
+	agnhostLayer, err := layer(append(extra, file("agnhost", 0o755, agnhost), hardlink("agnhost-2", "agnhost"), dir("uploads", 0o755),
 		file("etc/passwd", 0o644, []byte(passwd+"user-defined-in-image:x:1000:1000:Linux User,,,:/home/user-defined-in-image:/bin/sh\n")),
 		file("etc/group", 0o644, []byte(group+"user-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n")),
-		dir("home/user-defined-in-image", 0o755))
+		dir("home/user-defined-in-image", 0o755))...)
 	if err != nil {
 		return err
 	}
@@ -39,6 +49,8 @@ func addNodeE2EImages(b *builder, agnhostPath string, add func(ref string, cfg v
 	add(e2eImages+"nginx:1.28.0-2", webConfig("nginx", 80), b.base, b.nginx)
 	add(e2eImages+"nonroot:1.5", v1.Config{Cmd: []string{"sh"}, Env: []string{defaultPath}, User: "1234"}, b.base)
 	add(e2eImages+"nonewprivs:1.4", v1.Config{Cmd: []string{"nnp"}, Env: []string{defaultPath}}, b.base, nnp)
-	add("registry.k8s.io/pause:3.10.2", v1.Config{Entrypoint: []string{"/pause"}}, b.pause)
+	// glibc-dns-testing is a glibc userland for `hostname -f`; Debian's busybox-static is glibc
+	// linked statically, and its hostname -f resolves through /etc/hosts the same way.
+	add(e2eImages+"glibc-dns-testing:2.1.1", v1.Config{Cmd: []string{"sh"}, Env: []string{defaultPath}}, b.base, b.ipcs)
 	return nil
 }

@@ -37,8 +37,9 @@ type node struct {
 }
 
 // startNode serves the test images on loopback, starts berthd (mirroring registry.k8s.io to
-// them) and a kubelet on its socket; everything goes when the test ends, pods first.
-func startNode(t *testing.T) *node {
+// them) and a kubelet on its socket, with kubeletArgs added; everything goes when the test ends,
+// pods first.
+func startNode(t *testing.T, kubeletArgs ...string) *node {
 	t.Helper()
 	hosts := serveImages(t)
 	cniDir := t.TempDir()
@@ -60,7 +61,7 @@ func startNode(t *testing.T) *node {
 		}
 		d.Cleanup()
 	})
-	k, err := daemon.StartKubelet(daemon.KubeletOptions{Endpoint: d.Endpoint()})
+	k, err := daemon.StartKubelet(daemon.KubeletOptions{Endpoint: d.Endpoint(), Args: kubeletArgs})
 	if k != nil {
 		n.k = k
 		t.Cleanup(func() {
@@ -77,32 +78,15 @@ func startNode(t *testing.T) *node {
 	return n
 }
 
-var catalog = images.Catalog
-
-// serveImages starts a loopback registry with the test images and returns a registry config
-// directory that mirrors the public registries to it.
+// serveImages serves the test images on loopback and returns a registry config directory that
+// mirrors the public registries to it.
 func serveImages(t *testing.T) string {
 	t.Helper()
-	bb, err := images.BusyboxPath()
-	if err != nil {
-		t.Fatal(err)
-	}
-	testbin, err := images.BuildTestBin("../..", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := catalog(images.Sources{Busybox: bb, TestBin: testbin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := images.StartRegistry("", nil)
+	reg, _, err := images.Serve("../..", t.TempDir(), "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
-	if err := reg.Push(context.Background(), cat); err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	if err := reg.WriteHostsDir(dir); err != nil {
 		t.Fatal(err)

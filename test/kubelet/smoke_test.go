@@ -308,3 +308,33 @@ func TestKubeletSmoke(t *testing.T) {
 		}
 	})
 }
+
+// TestKubeletWithEventedPLEG runs a kubelet that learns of container changes from berth's event
+// stream (GetContainerEvents, the EventedPLEG gate) and takes pod and container stats from the
+// CRI (ListPodSandboxStats, ListContainerStats, ImageFsInfo; the PodAndContainerStatsFromCRI
+// gate): a crash loop is seen and restarted, a running container's stats reach the kubelet's
+// metrics, and a container exec'd and stopped through the kubelet is seen as stopped.
+func TestKubeletWithEventedPLEG(t *testing.T) {
+	n := startNode(t, "--feature-gates", "EventedPLEG=true,PodAndContainerStatsFromCRI=true")
+	for _, name := range []string{"crash", "ticker"} {
+		if err := n.k.AddPod(name, fmt.Sprintf(pods[name], busybox, "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.running(t, "ticker", "app", 2*time.Minute)
+	waitFor(t, 90*time.Second, "the crashing container restarted on berth's events", func() (bool, string) {
+		cs := n.containers(t, "crash", "app")
+		return len(cs) >= 2 && cs[0].Metadata.Attempt >= 1, fmt.Sprint(cs)
+	})
+	if got := n.metric(t, "/metrics", "kubelet_evented_pleg_connection_success_count"); got < 1 {
+		t.Errorf("the kubelet never connected to berth's event stream (kubelet_evented_pleg_connection_success_count = %v)", got)
+	}
+	if got := n.metric(t, "/metrics", "kubelet_evented_pleg_connection_error_count"); got > 0 {
+		t.Errorf("the kubelet's event stream from berth failed %v times", got)
+	}
+	waitFor(t, 60*time.Second, "the ticker's CPU and memory in the kubelet's resource metrics (CRI stats)", func() (bool, string) {
+		mem := n.metric(t, "/metrics/resource", "container_memory_working_set_bytes", `container="app"`, `pod="`+n.podName("ticker")+`"`)
+		cpu := n.metric(t, "/metrics/resource", "container_cpu_usage_seconds_total", `container="app"`, `pod="`+n.podName("ticker")+`"`)
+		return mem > 0 && cpu > 0, fmt.Sprintf("memory %v, cpu %v", mem, cpu)
+	})
+}

@@ -53,24 +53,6 @@ const defaultSkip = `\[Serial\]|\[Slow\]|\[Flaky\]|\[Disruptive\]`
 // longSkip are the long families the default run leaves out (NODE_E2E_ALL runs them).
 const longSkip = `\[sig-node\] Containers Lifecycle|\[sig-node\] Probing|\[sig-node\] Device Plugin`
 
-// kubeletConfig is the base kubelet configuration for this kind of machine: cgroupfs on cgroup v1
-// without systemd (the kubelet then needs cgroupRoot /), swap allowed, eviction thresholds a small
-// VM meets, image GC that never removes the suite's images mid-run.
-const kubeletConfig = `apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-cgroupDriver: cgroupfs
-cgroupRoot: /
-failCgroupV1: false
-failSwapOn: false
-localStorageCapacityIsolation: false
-evictionHard:
-  memory.available: 1Mi
-  nodefs.available: 1%
-  imagefs.available: 1%
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
-`
-
 func main() {
 	code, err := run()
 	if err != nil {
@@ -81,7 +63,7 @@ func main() {
 }
 
 func run() (int, error) {
-	moduleDir, err := moduleRoot()
+	moduleDir, err := images.ModuleRoot()
 	if err != nil {
 		return 0, err
 	}
@@ -127,7 +109,7 @@ func run() (int, error) {
 	}
 
 	start := time.Now()
-	reg, catalog, err := serveImages(moduleDir, tmp, filepath.Join(kubeBin, "agnhost"))
+	reg, catalog, err := images.Serve(moduleDir, tmp, filepath.Join(kubeBin, "agnhost"), "")
 	if err != nil {
 		return 0, err
 	}
@@ -144,7 +126,7 @@ func run() (int, error) {
 	}
 	defer stop()
 	fmt.Printf("node-e2e: %s serving CRI at %s\n", runtimeName, endpoint)
-	if err := prepull(endpoint, catalog); err != nil {
+	if err := prepull(endpoint, images.Refs(catalog)); err != nil {
 		return 0, err
 	}
 
@@ -160,32 +142,6 @@ func run() (int, error) {
 	}
 	fmt.Printf("node-e2e: %s: the run took %s\n", runtimeName, time.Since(start).Round(time.Second))
 	return ratchet.Score(os.Stdout, "node-e2e", results, expected, skips, os.Getenv("NODE_E2E_FOCUS") != "" || runtimeName == "containerd"), nil
-}
-
-// serveImages builds the test images, the node e2e suite's among them, and serves them from a
-// registry on loopback.
-func serveImages(moduleDir, tmp, agnhost string) (*images.Registry, []string, error) {
-	busybox, err := images.BusyboxPath()
-	if err != nil {
-		return nil, nil, err
-	}
-	testbin, err := images.BuildTestBin(moduleDir, tmp)
-	if err != nil {
-		return nil, nil, err
-	}
-	catalog, err := images.Catalog(images.Sources{Busybox: busybox, TestBin: testbin, Agnhost: agnhost})
-	if err != nil {
-		return nil, nil, err
-	}
-	reg, err := images.StartRegistry("", nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := reg.Push(context.Background(), catalog); err != nil {
-		reg.Close()
-		return nil, nil, err
-	}
-	return reg, images.Refs(catalog), nil
 }
 
 // startRuntime starts berthd, or containerd's CRI, on a pod network of its own.
@@ -249,7 +205,7 @@ func prepull(endpoint string, refs []string) error {
 // in report, and returns ginkgo's exit code (non-zero when a spec failed).
 func runSuite(dir, report, kubeBin, endpoint, processName string, skips []ratchet.Skip) (int, error) {
 	cfg := filepath.Join(dir, "kubelet-base.yaml")
-	if err := os.WriteFile(cfg, []byte(kubeletConfig), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(daemon.KubeletNodeConfig), 0o644); err != nil {
 		return 0, err
 	}
 	path, err := pathWithoutSystemdRun(dir)
@@ -355,17 +311,4 @@ func copyFile(from, to string) {
 	if b, err := os.ReadFile(from); err == nil {
 		os.WriteFile(to, b, 0o644)
 	}
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for ; dir != "/"; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil && filepath.Base(dir) != "kube" {
-			return dir, nil
-		}
-	}
-	return "", errors.New("not inside the berth module")
 }

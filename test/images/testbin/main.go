@@ -1,6 +1,7 @@
-// Command testbin stands in for the programs of the public test images that critest runs: it is
-// nginx, httpd-foreground, nonewprivs (nnp) or pause, chosen by the name it is run as. The images are built by
-// package images with this binary in them.
+// Command testbin stands in for the programs of the public test images that critest and
+// Kubernetes' e2e specs run: it is nginx, httpd-foreground, nonewprivs (nnp), pause or nc (the
+// netcat of the agnhost image, with UDP), chosen by the name it is run as. The images are built
+// by package images with this binary in them.
 package main
 
 import (
@@ -34,6 +35,8 @@ func main() {
 		serve("nginx", "/usr/share/nginx/html")
 	case "httpd-foreground":
 		serve("httpd", "/usr/local/apache2/htdocs")
+	case "nc":
+		os.Exit(netcat(os.Args[1:]))
 	case "pause":
 		// The sandbox image other runtimes need (berth does not): wait for SIGTERM or SIGINT.
 		sigs := make(chan os.Signal, 1)
