@@ -58,22 +58,33 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 	}
 
 	steps := stepTimer{start: time.Now()}
-	fifos := r.fifos(c)
-	if err := os.MkdirAll(filepath.Dir(fifos.Stdout), 0o700); err != nil {
-		return err
-	}
 	var logFile *logs.File
 	if c.LogPath != "" {
 		if logFile, err = r.openLog(c); err != nil {
 			return fmt.Errorf("container %s: %w", c.ID, err)
 		}
 	}
-	task, exitCh, copied, startedAt, err := r.startTask(ctx, c, fifos, logFile, &steps)
-	if err != nil {
+	var (
+		task      containerd.Task
+		exitCh    <-chan containerd.ExitStatus
+		copied    *sync.WaitGroup
+		startedAt time.Time
+	)
+	for attempt := 1; ; attempt++ {
+		fifos := r.fifos(c)
+		if err = os.MkdirAll(filepath.Dir(fifos.Stdout), 0o700); err == nil {
+			task, exitCh, copied, startedAt, err = r.startTask(ctx, c, fifos, logFile, &steps)
+		}
+		if err == nil {
+			break
+		}
+		fifos.Close()
+		if attempt == 1 && r.shimLeftDuringCreate(ctx, c.SandboxID, err) {
+			continue
+		}
 		if logFile != nil {
 			logFile.Close()
 		}
-		fifos.Close()
 		r.markFailedStart(ctx, c, err)
 		return err
 	}

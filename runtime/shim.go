@@ -352,6 +352,23 @@ func (r *Runtime) ensureShim(ctx context.Context, sb *Sandbox) error {
 	return r.prestartShim(ctx, sb)
 }
 
+// shimLeftDuringCreate reports whether err says the own shim of pod podID went away while a task
+// was being created in it, after waiting (a few seconds at most) until it is gone. containerd
+// asks a shim to shut down whenever a task of it is deleted, and the runc shim exits if it then
+// has no task: a pod whose last container exits while the next one is created loses its shim
+// under the create. The create is then worth a second try, which starts the shim again.
+func (r *Runtime) shimLeftDuringCreate(ctx context.Context, podID string, err error) bool {
+	sb, serr := r.sandboxes.get(podID)
+	if serr != nil || !sb.OwnShim || !(errors.Is(err, ttrpc.ErrClosed) || strings.Contains(err.Error(), ttrpc.ErrClosed.Error())) {
+		return false
+	}
+	r.log.Info("the pod's shim shut down during a task create; creating it again", "sandbox", podID, "error", err)
+	for deadline := time.Now().Add(5 * time.Second); r.shimListening(sb) && time.Now().Before(deadline) && ctx.Err() == nil; {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return ctx.Err() == nil
+}
+
 // shimListening reports whether the pod's own shim accepts connections.
 func (r *Runtime) shimListening(sb *Sandbox) bool {
 	conn, err := net.DialTimeout("unix", r.podShimSocket(sb), time.Second)

@@ -454,3 +454,26 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestPodShimShutdownDuringACreate: containerd asks a pod's shim to shut down when a task of it
+// is deleted, and the shim exits if it has no task left; a container started just as the pod's
+// only other one exits (an init container and the next, say) lost its create to that ("ttrpc:
+// closed", seen in the node e2e suite's HostPath subPath spec). It now starts.
+func TestPodShimShutdownDuringACreate(t *testing.T) {
+	_, hosts := serveImages(t, nil)
+	d := startDaemon(t, "--registry-config-dir", hosts, "--cni-conf-dir", podNetwork(t))
+	mustPull(t, d.Image, busyboxRef)
+	for i := range 8 {
+		cfg := podConfig(fmt.Sprintf("handover-%d", i))
+		cfg.LogDirectory = t.TempDir()
+		e := &containerEnv{d: d, pod: runPod(t, d, cfg), podCfg: cfg, logDir: cfg.LogDirectory}
+		first := e.create(t, "first", func(c *runtimeapi.ContainerConfig) { c.Command = []string{"true"} })
+		next := e.create(t, "next", nil)
+		e.start(t, first)
+		e.waitExit(t, first)
+		e.start(t, next) // the first's task is being deleted, and its shim told to shut down
+		if st := e.status(t, next); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+			t.Fatalf("pod %d: the next container is %v", i, st.State)
+		}
+	}
+}
