@@ -43,8 +43,9 @@ func addNodeE2EImages(b *builder, agnhostPath string, add func(ref string, cfg v
 		return err
 	}
 
-	add(e2eImages+"agnhost:2.66.1", agnhostCfg, b.base, agnhostLayer)
-	add(e2eImages+"agnhost:2.55", agnhostCfg, b.base, agnhostLayer)
+	// b.ipcs brings the curl (and pgrep, nmeter) the specs run in agnhost.
+	add(e2eImages+"agnhost:2.66.1", agnhostCfg, b.base, b.ipcs, agnhostLayer)
+	add(e2eImages+"agnhost:2.55", agnhostCfg, b.base, b.ipcs, agnhostLayer)
 	add(e2eImages+"nginx:1.27.0-2", webConfig("nginx", 80), b.base, b.nginx)
 	add(e2eImages+"nginx:1.28.0-2", webConfig("nginx", 80), b.base, b.nginx)
 	add(e2eImages+"nonroot:1.5", v1.Config{Cmd: []string{"sh"}, Env: []string{defaultPath}, User: "1234"}, b.base)
