@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // CgroupControllers says which cgroup controllers the node can enforce for a container. The
@@ -25,22 +26,25 @@ func (s Settings) cgroups() CgroupControllers {
 }
 
 // RealCgroups returns this node's controllers: on cgroup v1 (and hybrid) a controller is there
-// when a v1 hierarchy carries it; on v2 when the container's parent lists it in
+// when a v1 hierarchy carries it (read once: the kubelet asks at every container create, and
+// hierarchies are mounted at boot); on v2 when the container's parent lists it in
 // cgroup.controllers.
 func RealCgroups(v2 bool, driver string) CgroupControllers {
-	return realCgroups{v2: v2, driver: driver, root: "/sys/fs/cgroup", mountinfo: "/proc/self/mountinfo"}
+	return realCgroups{v2: v2, driver: driver, root: "/sys/fs/cgroup", v1Hugetlb: nodeV1Hugetlb}
 }
+
+var nodeV1Hugetlb = sync.OnceValue(func() bool { return v1Mounted("/proc/self/mountinfo", "hugetlb") })
 
 type realCgroups struct {
 	v2        bool
 	driver    string
 	root      string // where the v2 hierarchy is mounted
-	mountinfo string
+	v1Hugetlb func() bool
 }
 
 func (c realCgroups) Hugetlb(cgroupsPath string) bool {
 	if !c.v2 {
-		return v1Mounted(c.mountinfo, "hugetlb")
+		return c.v1Hugetlb()
 	}
 	return slices.Contains(c.parentControllers(cgroupsPath), "hugetlb")
 }

@@ -109,15 +109,16 @@ func TestRealCgroupsHugetlb(t *testing.T) {
 	write("v2/kubepods.slice/kubepods-burstable.slice/cgroup.controllers", "cpu memory hugetlb\n")
 	write("v2/kubepods.slice/kubepods-besteffort.slice/cgroup.controllers", "cpu memory\n")
 
+	v1 := func(mountinfo string) func() bool { return func() bool { return v1Mounted(mountinfo, "hugetlb") } }
 	tests := []struct {
 		desc string
 		c    realCgroups
 		path string
 		want bool
 	}{
-		{"v1 without a hugetlb hierarchy", realCgroups{mountinfo: hybrid}, "/kubepods/pod1/c1", false},
-		{"v1 with a hugetlb hierarchy", realCgroups{mountinfo: withHugetlb}, "/kubepods/pod1/c1", true},
-		{"v1, no mountinfo", realCgroups{mountinfo: filepath.Join(dir, "none")}, "/x/c1", false},
+		{"v1 without a hugetlb hierarchy", realCgroups{v1Hugetlb: v1(hybrid)}, "/kubepods/pod1/c1", false},
+		{"v1 with a hugetlb hierarchy", realCgroups{v1Hugetlb: v1(withHugetlb)}, "/kubepods/pod1/c1", true},
+		{"v1, no mountinfo", realCgroups{v1Hugetlb: v1(filepath.Join(dir, "none"))}, "/x/c1", false},
 		{"v2, parent without hugetlb", realCgroups{v2: true, root: root}, "/kubepods/pod1/c1", false},
 		{"v2, pod cgroup not made yet: its parent decides", realCgroups{v2: true, root: root}, "/kubepods/burstable/pod1/c1", true},
 		{"v2, no parent: the root decides", realCgroups{v2: true, root: root}, "/berth/c1", true},
