@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,7 +17,11 @@ import (
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	remoteerrors "github.com/containerd/containerd/v2/core/remotes/errors"
+	"github.com/containerd/containerd/v2/core/transfer"
+	transferimage "github.com/containerd/containerd/v2/core/transfer/image"
+	"github.com/containerd/containerd/v2/core/transfer/registry"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -35,6 +42,10 @@ func (s *Service) Pull(ctx context.Context, ref string, auth *Auth) (string, err
 	})
 }
 
+// pull fetches and unpacks through containerd's transfer service, as containerd's own CRI does:
+// containerd resolves (with the registry config directory's hosts.toml files), fetches the
+// layers concurrently and unpacks each as it arrives, in its own process; berth only answers
+// its questions for credentials and reads its progress.
 func (s *Service) pull(ctx context.Context, named reference.Named, auth *Auth) (string, error) {
 	start := time.Now()
 	ref := named.String()
@@ -43,31 +54,101 @@ func (s *Service) pull(ctx context.Context, named reference.Named, auth *Auth) (
 	defer cancel(nil)
 	go s.watchProgress(ctx, cancel, &received)
 
-	var layers atomic.Int32 // the handler runs for several descriptors at once
-	img, err := s.client.Pull(ctx, ref,
-		containerd.WithResolver(s.resolver(ctx, auth, &received)),
-		containerd.WithPullUnpack,
-		containerd.WithPullSnapshotter(s.opts.Snapshotter),
-		containerd.WithImageHandler(images.HandlerFunc(func(_ context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
-			if images.IsLayerType(desc.MediaType) {
-				layers.Add(1)
-			}
-			return nil, nil
-		})),
-	)
+	opts := []registry.Opt{registry.WithCredentials(credentialHelper(s.credentials(auth)))}
+	if s.opts.RegistryConfigDir != "" {
+		opts = append(opts, registry.WithHostDir(s.opts.RegistryConfigDir))
+	}
+	if auth != nil && auth.RegistryToken != "" {
+		opts = append(opts, registry.WithHeaders(http.Header{"Authorization": {"Bearer " + auth.RegistryToken}}))
+	}
+	src, err := registry.NewOCIRegistry(ctx, ref, opts...)
+	if err != nil {
+		return "", fmt.Errorf("pull image %q: %w", ref, err)
+	}
+	platform := platforms.DefaultSpec()
+	dst := transferimage.NewStore(ref, transferimage.WithPlatforms(platform), transferimage.WithUnpack(platform, s.opts.Snapshotter))
+	var p pullProgress
+	err = s.client.Transfer(ctx, src, dst, transfer.WithProgress(func(ev transfer.Progress) { p.update(ev, &received) }))
 	if err != nil {
 		err = s.pullError(ref, named, ctx, err)
 		s.opts.Metrics.pulled(false, received.Load(), time.Since(start))
 		return "", err
 	}
+	transferred := time.Since(start)
+	img, err := s.client.GetImage(ctx, ref)
+	if err != nil {
+		return "", fmt.Errorf("pulled image %q: %w", ref, err)
+	}
 	id, err := s.name(ctx, named, img)
 	if err != nil {
 		return "", err
 	}
+	// The transfer service's last progress events (a layer's completion) can miss a fast pull:
+	// what was fetched is what the image holds less what the node already had.
+	fetched := received.Load()
+	if f, err := s.factsOf(ctx, img.Target()); err == nil {
+		fetched = max(fetched, int64(f.size)-p.existingBytes())
+	}
 	elapsed := time.Since(start)
-	s.opts.Metrics.pulled(true, received.Load(), elapsed)
-	s.opts.Logger.Info("pulled image", "image", ref, "id", id, "bytes", received.Load(), "layers", layers.Load(), "seconds", elapsed.Seconds())
+	s.opts.Metrics.pulled(true, fetched, elapsed)
+	s.opts.Logger.Info("pulled image", "image", ref, "id", id, "bytes", fetched, "layers", p.layerCount(), "seconds", elapsed.Seconds(), "transfer_seconds", transferred.Seconds())
 	return id, nil
+}
+
+// credentialHelper answers the transfer service's questions for a registry host's credentials.
+type credentialHelper func(host string) (string, string, error)
+
+func (h credentialHelper) GetCredentials(_ context.Context, _, host string) (registry.Credentials, error) {
+	user, secret, err := h(host)
+	return registry.Credentials{Host: host, Username: user, Secret: secret}, err
+}
+
+// pullProgress follows the transfer service's progress events: the bytes fetched so far (into
+// received, which the stall watch reads), the layers seen and the blobs the node already had.
+type pullProgress struct {
+	mu       sync.Mutex
+	fetched  map[string]int64
+	existing map[string]int64
+	layers   map[string]bool
+}
+
+func (p *pullProgress) update(ev transfer.Progress, received *atomic.Int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fetched == nil {
+		p.fetched, p.existing, p.layers = map[string]int64{}, map[string]int64{}, map[string]bool{}
+	}
+	if ev.Desc != nil && images.IsLayerType(ev.Desc.MediaType) {
+		p.layers[ev.Name] = true
+	}
+	switch ev.Event {
+	case "already exists":
+		p.existing[ev.Name] = ev.Total
+		return
+	case "waiting", "extracting", "extracted":
+		// Nothing received (extraction progress counts what is unpacked, not fetched).
+		return
+	}
+	if ev.Progress > p.fetched[ev.Name] {
+		received.Add(ev.Progress - p.fetched[ev.Name])
+		p.fetched[ev.Name] = ev.Progress
+	}
+}
+
+func (p *pullProgress) existingBytes() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n int64
+	for _, size := range p.existing {
+		n += size
+	}
+	return n
+}
+
+func (p *pullProgress) layerCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.layers)
 }
 
 // name gives a pulled image the names the CRI finds it by: the reference it was pulled as (done
@@ -130,14 +211,21 @@ func (s *Service) pullError(ref string, named reference.Named, ctx context.Conte
 		return fmt.Errorf("pull image %q from %s: cancelled: %v: %w", ref, registry, cause, context.DeadlineExceeded)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return fmt.Errorf("pull image %q from %s: %w", ref, registry, err)
-	case errors.Is(err, docker.ErrInvalidAuthorization) || isStatus(err, 401, 403):
+	case errors.Is(err, docker.ErrInvalidAuthorization) || isStatus(err, 401, 403) || saysAny(err, "401 Unauthorized", "403 Forbidden", docker.ErrInvalidAuthorization.Error()):
 		return fmt.Errorf("pull image %q: registry %s refused the credentials: %v: %w", ref, registry, err, errdefs.ErrPermissionDenied)
 	case errdefs.IsNotFound(err):
 		return fmt.Errorf("pull image %q: repository or tag not found in registry %s: %v: %w", ref, registry, err, errdefs.ErrNotFound)
-	case errors.As(err, &dnsErr), errors.As(err, &opErr):
+	case errors.As(err, &dnsErr), errors.As(err, &opErr), saysAny(err, "dial tcp", "no such host", "connection refused", "network is unreachable", "no route to host"):
 		return fmt.Errorf("pull image %q: registry %s is unreachable: %v: %w", ref, registry, err, errdefs.ErrUnavailable)
 	}
 	return fmt.Errorf("pull image %q from %s: %w", ref, registry, err)
+}
+
+// saysAny reports whether err's message has one of the phrases: the transfer service's errors
+// reach berth through gRPC as text, without their Go types.
+func saysAny(err error, phrases ...string) bool {
+	msg := err.Error()
+	return slices.ContainsFunc(phrases, func(p string) bool { return strings.Contains(msg, p) })
 }
 
 // isStatus reports whether err is a registry answer with one of the HTTP status codes.

@@ -268,8 +268,8 @@ func TestPullWithBasicAuth(t *testing.T) {
 				t.Fatalf("PullImage: %v", err)
 			}
 			if !test.ok {
-				if err == nil || !strings.Contains(err.Error(), "gcr.io") {
-					t.Fatalf("PullImage = %v; want an error naming the registry", err)
+				if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "gcr.io") {
+					t.Fatalf("PullImage = %v; want PermissionDenied naming the registry", err)
 				}
 				if strings.Contains(err.Error(), "wrong") || strings.Contains(err.Error(), "s3cret") {
 					t.Errorf("error leaks the credential: %v", err)
