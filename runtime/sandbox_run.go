@@ -133,6 +133,28 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		return "", err
 	}
 
+	// A pod that shares its PID namespace gets its infra process while its network is set up:
+	// it needs the pod's namespaces, not their addresses, and creating it is a runc create and
+	// start, as long as a CNI ADD. Its task goes into the pod's shim once that listens.
+	shimWaited := func() {
+		if err := waitShim(); err != nil {
+			// Not fatal: the pod's first task tries again (ensureShim).
+			r.log.Warn("pod shim not started ahead of its containers", "sandbox", id, "pod", name, "error", err)
+		}
+	}
+	waitInfra := func() error { shimWaited(); return nil }
+	if sharesPID(cfg) {
+		done := make(chan struct{})
+		var infraErr error
+		go func() {
+			defer close(done)
+			shimWaited()
+			sb.InfraPid, infraErr = r.startInfra(ctx, sb)
+		}()
+		waitInfra = func() error { <-done; return infraErr }
+		undo = append(undo, func(ctx context.Context) error { <-done; return r.stopInfra(ctx, id) })
+	}
+
 	var ip string
 	if !hostNet {
 		pod := cniPod(sb)
@@ -156,20 +178,11 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		undo = append(undo, func(context.Context) error { return unmountPodShm(sb.Dir) })
 	}
 	steps.mark("files")
-	if err := waitShim(); err != nil {
-		// Not fatal: the pod's first task tries again (ensureShim).
-		r.log.Warn("pod shim not started ahead of its containers", "sandbox", id, "pod", name, "error", err)
+	if err := waitInfra(); err != nil {
+		return "", fmt.Errorf("pod %s: %w", name, err)
 	}
+	// The wait for the shim, and for a shared PID namespace's infra process, after the network.
 	steps.mark("shim")
-	if sharesPID(cfg) {
-		pid, err := r.startInfra(ctx, sb)
-		undo = append(undo, func(ctx context.Context) error { return r.stopInfra(ctx, id) })
-		if err != nil {
-			return "", fmt.Errorf("pod %s: %w", name, err)
-		}
-		sb.InfraPid = pid
-		steps.mark("infra")
-	}
 
 	sb.State = SandboxReady
 	if err := r.saveRecord(ctx, sb); err != nil {

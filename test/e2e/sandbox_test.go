@@ -315,19 +315,55 @@ func TestFailedCNIAddIsRolledBack(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(binDir, "failing"), []byte("#!/bin/sh\n[ \"$CNI_COMMAND\" = ADD ] && { echo '{\"code\":100,\"msg\":\"injected failure\"}'; exit 1; }\nexit 0\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	confDir := podNetwork(t, `{"type": "failing"}`)
-	d := startDaemon(t, "--cni-conf-dir", confDir, "--cni-bin-dirs", "/opt/cni/bin,"+binDir)
-	cfg := podConfig("doomed")
-	_, err := d.Runtime.RunPodSandbox(ctx(t), &runtimeapi.RunPodSandboxRequest{Config: cfg})
-	if err == nil || !strings.Contains(err.Error(), "injected failure") {
-		t.Fatalf("RunPodSandbox with a failing plugin = %v", err)
+	// A pod that shares its PID namespace starts its infra process beside the CNI ADD: the
+	// rollback stops it too.
+	for _, pid := range []runtimeapi.NamespaceMode{runtimeapi.NamespaceMode_CONTAINER, runtimeapi.NamespaceMode_POD} {
+		t.Run(pid.String(), func(t *testing.T) {
+			confDir := podNetwork(t, `{"type": "failing"}`)
+			d := startDaemon(t, "--cni-conf-dir", confDir, "--cni-bin-dirs", "/opt/cni/bin,"+binDir)
+			cfg := podConfig("doomed")
+			cfg.Linux.SecurityContext.NamespaceOptions.Pid = pid
+			_, err := d.Runtime.RunPodSandbox(ctx(t), &runtimeapi.RunPodSandboxRequest{Config: cfg})
+			if err == nil || !strings.Contains(err.Error(), "injected failure") {
+				t.Fatalf("RunPodSandbox with a failing plugin = %v", err)
+			}
+			assertNoPods(t, d)
+			if n := infraProcesses(d); n != 0 {
+				t.Errorf("%d infra processes left", n)
+			}
+			// The name was released: with the plugin fixed the same pod runs.
+			os.WriteFile(filepath.Join(confDir, "10-e2e.conflist"), []byte(daemon.CNIConflist(e2eNetwork, e2eBridge, e2eSubnet)), 0o644)
+			id := runPod(t, d, cfg)
+			if want := map[runtimeapi.NamespaceMode]int{runtimeapi.NamespaceMode_POD: 1}[pid]; infraProcesses(d) != want {
+				t.Errorf("running pod has %d infra processes, want %d", infraProcesses(d), want)
+			}
+			d.Runtime.RemovePodSandbox(ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id})
+			assertNoPods(t, d)
+		})
 	}
-	assertNoPods(t, d)
-	// The name was released: with the plugin fixed the same pod runs.
-	os.WriteFile(filepath.Join(confDir, "10-e2e.conflist"), []byte(daemon.CNIConflist(e2eNetwork, e2eBridge, e2eSubnet)), 0o644)
-	id := runPod(t, d, cfg)
-	d.Runtime.RemovePodSandbox(ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id})
-	assertNoPods(t, d)
+}
+
+// infraProcesses counts the infra processes of d's pods: berth-pause (/pause) run by one of the
+// shims of d's containerd.
+func infraProcesses(d *daemon.Daemon) int {
+	n := 0
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+		if err != nil || strings.TrimSpace(string(comm)) != "pause" {
+			continue
+		}
+		status, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		_, rest, _ := strings.Cut(string(status), "PPid:")
+		ppid := strings.Fields(rest)
+		if len(ppid) == 0 {
+			continue
+		}
+		if cmd, _ := os.ReadFile(filepath.Join("/proc", ppid[0], "cmdline")); strings.Contains(string(cmd), d.State) {
+			n++
+		}
+	}
+	return n
 }
 
 func TestHostNetworkPod(t *testing.T) {
