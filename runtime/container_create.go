@@ -40,6 +40,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	case cfg.GetImage().GetImage() == "":
 		return "", fmt.Errorf("config.image.image: empty: %w", errdefs.ErrInvalidArgument)
 	}
+	steps := stepTimer{start: time.Now()}
 	sb, err := r.loadedSandbox(ctx, sandboxID)
 	if err != nil {
 		return "", err
@@ -83,11 +84,13 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	}
 	defer done(context.WithoutCancel(ctx))
 
+	steps.mark("image")
 	uids, gids, _ := podUserns(pod.Config)
 	mounts, err := r.prepareSnapshot(ctx, id, img, uids, gids)
 	if err != nil {
 		return "", err
 	}
+	steps.mark("snapshot")
 	undo = append(undo, func(ctx context.Context) error { return r.client.SnapshotService(snapshotter).Remove(ctx, id) })
 	testhook.Hold(testhook.CreateAfterSnapshot)
 	var passwd, group []byte
@@ -98,6 +101,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	}); err != nil {
 		return "", fmt.Errorf("read users of image %s: %w", img.ID, err)
 	}
+	steps.mark("users")
 
 	var targetPid uint32
 	if cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() == runtimeapi.NamespaceMode_TARGET {
@@ -119,6 +123,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	if gen.HugepageLimitsDropped {
 		r.log.Debug("hugepage limits left out: the node has no hugetlb cgroup controller", "container", id, "pod", sb.ID)
 	}
+	steps.mark("spec")
 	specAny, err := typeurl.MarshalAny(gen.Spec)
 	if err != nil {
 		return "", err
@@ -165,8 +170,10 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	if err := os.MkdirAll(r.containerDir(id), 0o700); err != nil {
 		return "", err
 	}
+	steps.mark("record")
 	r.containers.add(c)
 	r.emitFor(runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, c)
+	r.log.Debug("container created", "container", id, "sandbox", sb.ID, "steps", steps.String())
 	return id, nil
 }
 

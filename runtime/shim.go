@@ -86,35 +86,7 @@ func (r *Runtime) prestartShim(ctx context.Context, sb *Sandbox) error {
 		return err
 	}
 
-	cmd := exec.CommandContext(ctx, r.shim.Binary,
-		"-namespace", Namespace, "-address", r.shim.Address, "-publish-binary", r.shim.ContainerdBinary,
-		"-id", sb.ID, "start")
-	cmd.Dir = dir
-	// The environment containerd gives its shims; runc is found beside containerd, as it finds it.
-	path := filepath.Dir(r.shim.ContainerdBinary) + ":" + filepath.Dir(r.shim.Binary) + ":" + os.Getenv("PATH")
-	cmd.Env = append(os.Environ(), "PATH="+path, "GOMAXPROCS=2", "MAX_SHIM_VERSION=2",
-		"TTRPC_ADDRESS="+r.shim.TTRPCAddress, "GRPC_ADDRESS="+r.shim.Address, "NAMESPACE="+Namespace)
-	// A shim of containerd 2.3 or later is told what it serves through the bootstrap protocol on
-	// its standard input, as containerd does (the flags above are for older ones).
-	params, err := proto.Marshal(&bootapi.BootstrapParams{
-		InstanceID: sb.ID, Namespace: Namespace, LogLevel: bootapi.LogLevel_LOG_LEVEL_INFO,
-		ContainerdVersion: containerdversion.Version, ContainerdBinary: r.shim.ContainerdBinary,
-		ContainerdGrpcAddress: r.shim.Address, ContainerdTtrpcAddress: r.shim.TTRPCAddress,
-		SocketDir: ptr(shimSocketDir),
-	})
-	if err != nil {
-		return err
-	}
-	cmd.Stdin = bytes.NewReader(params)
-	out, err := cmd.Output()
-	if err != nil {
-		var exitErr *exec.ExitError
-		if errors.As(err, &exitErr) {
-			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(exitErr.Stderr)))
-		}
-		return fmt.Errorf("start the shim of pod %s: %w", sb.ID, err)
-	}
-	address, err := shimStartAddress(out)
+	address, err := r.shim.Start(ctx, sb.ID, dir)
 	if err != nil {
 		return fmt.Errorf("start the shim of pod %s: %w", sb.ID, err)
 	}
@@ -124,6 +96,42 @@ func (r *Runtime) prestartShim(ctx context.Context, sb *Sandbox) error {
 		return fmt.Errorf("the shim of pod %s listens on %s, not %s: shim socket naming changed", sb.ID, address, want)
 	}
 	return nil
+}
+
+// Start runs the shim's start command for the group id, as containerd does, with dir as its
+// working directory: dir holds the bundle's config.json (the shim reads the group annotation
+// from it) and the FIFO "log", which the caller must be reading. It returns the address the
+// shim listens on once it serves. make bench times exactly this as the floor of a pod's shim.
+func (c ShimConfig) Start(ctx context.Context, id, dir string) (string, error) {
+	cmd := exec.CommandContext(ctx, c.Binary,
+		"-namespace", Namespace, "-address", c.Address, "-publish-binary", c.ContainerdBinary,
+		"-id", id, "start")
+	cmd.Dir = dir
+	// The environment containerd gives its shims; runc is found beside containerd, as it finds it.
+	path := filepath.Dir(c.ContainerdBinary) + ":" + filepath.Dir(c.Binary) + ":" + os.Getenv("PATH")
+	cmd.Env = append(os.Environ(), "PATH="+path, "GOMAXPROCS=2", "MAX_SHIM_VERSION=2",
+		"TTRPC_ADDRESS="+c.TTRPCAddress, "GRPC_ADDRESS="+c.Address, "NAMESPACE="+Namespace)
+	// A shim of containerd 2.3 or later is told what it serves through the bootstrap protocol on
+	// its standard input, as containerd does (the flags above are for older ones).
+	params, err := proto.Marshal(&bootapi.BootstrapParams{
+		InstanceID: id, Namespace: Namespace, LogLevel: bootapi.LogLevel_LOG_LEVEL_INFO,
+		ContainerdVersion: containerdversion.Version, ContainerdBinary: c.ContainerdBinary,
+		ContainerdGrpcAddress: c.Address, ContainerdTtrpcAddress: c.TTRPCAddress,
+		SocketDir: ptr(shimSocketDir),
+	})
+	if err != nil {
+		return "", err
+	}
+	cmd.Stdin = bytes.NewReader(params)
+	out, err := cmd.Output()
+	if err != nil {
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) {
+			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(exitErr.Stderr)))
+		}
+		return "", err
+	}
+	return shimStartAddress(out)
 }
 
 // shimStartAddress reads the address a shim's start command answers: a bootstrap result
@@ -284,10 +292,16 @@ const shimExitTimeout = 2 * time.Second
 // once nothing listens on it: a shim removes only the socket named after its own id, and
 // containerd starts a pod's shim under its first container's.
 func (r *Runtime) shutdownShim(ctx context.Context, socket string, wait bool) {
+	ShutdownShim(ctx, r.log, socket, wait)
+}
+
+// ShutdownShim asks the shim listening on socket to exit and, with wait, waits until it has
+// (a socket that refuses connections is removed). make bench stops its floor's shims with it.
+func ShutdownShim(ctx context.Context, log *slog.Logger, socket string, wait bool) {
 	dial := func() (net.Conn, error) { return (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "unix", socket) }
 	conn, err := dial()
 	if err != nil {
-		removeRefused(r.log, socket, err)
+		removeRefused(log, socket, err)
 		return
 	}
 	client := ttrpc.NewClient(conn)
@@ -296,7 +310,7 @@ func (r *Runtime) shutdownShim(ctx context.Context, socket string, wait bool) {
 	cancel()
 	client.Close()
 	if err != nil && !errors.Is(err, ttrpc.ErrClosed) {
-		r.log.Debug("shim shutdown", "socket", socket, "error", err)
+		log.Debug("shim shutdown", "socket", socket, "error", err)
 	}
 	if !wait {
 		return
@@ -304,12 +318,12 @@ func (r *Runtime) shutdownShim(ctx context.Context, socket string, wait bool) {
 	for deadline := time.Now().Add(shimExitTimeout); ; time.Sleep(20 * time.Millisecond) {
 		conn, err := dial()
 		if err != nil {
-			removeRefused(r.log, socket, err)
+			removeRefused(log, socket, err)
 			return
 		}
 		conn.Close()
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			r.log.Debug("shim still listening after being told to exit", "socket", socket)
+			log.Debug("shim still listening after being told to exit", "socket", socket)
 			return
 		}
 	}

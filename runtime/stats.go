@@ -197,8 +197,16 @@ func (r *Runtime) podStats(ctx context.Context, v SandboxView) *runtimeapi.PodSa
 		Linux: linux,
 	}
 	var sum cgroupUsage
+	var pids []uint32 // processes in the pod's namespaces
+	if v.InfraPid != 0 {
+		pids = append(pids, v.InfraPid)
+	}
 	for _, c := range r.containers.list(v.ID) {
-		cs := r.containerStats(ctx, c.view())
+		cv := c.view()
+		if cv.State.State == ContainerRunning && cv.State.Pid != 0 {
+			pids = append(pids, cv.State.Pid)
+		}
+		cs := r.containerStats(ctx, cv)
 		linux.Containers = append(linux.Containers, cs)
 		if cs.Cpu != nil {
 			sum.CPUNanos += cs.Cpu.UsageCoreNanoSeconds.GetValue()
@@ -230,7 +238,7 @@ func (r *Runtime) podStats(ctx context.Context, v SandboxView) *runtimeapi.PodSa
 	}
 	linux.Process = &runtimeapi.ProcessUsage{Timestamp: now.UnixNano(), ProcessCount: &runtimeapi.UInt64Value{Value: sum.Processes}}
 	if v.NetNS != "" {
-		if ifaces, err := networkCounters(v.NetNS); err == nil {
+		if ifaces, err := podNetworkCounters(v.NetNS, pids); err == nil {
 			linux.Network = networkUsage(now, ifaces)
 		} else {
 			r.log.Debug("no network stats for a pod", "sandbox", v.ID, "error", err)

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/berth-runtime/berth/runtime/namespace"
 )
 
@@ -18,6 +20,27 @@ type interfaceCounters struct {
 }
 
 // networkCounters reads the counters of every interface but lo in the network namespace pinned
+// podNetworkCounters reads the interface counters of the network namespace pinned at netns:
+// through /proc/<pid>/net/dev of one of pids (the pod's processes) that is in it, a file read
+// where joining the namespace takes a locked thread and two setns calls; by joining it when
+// none is (a pod with no running process).
+func podNetworkCounters(netns string, pids []uint32) ([]interfaceCounters, error) {
+	var want unix.Stat_t
+	if err := unix.Stat(netns, &want); err == nil {
+		for _, pid := range pids {
+			var have unix.Stat_t
+			// The process must still be in it: a pid can be reused.
+			if unix.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &have) != nil || have.Ino != want.Ino || have.Dev != want.Dev {
+				continue
+			}
+			if data, err := readFile(fmt.Sprintf("/proc/%d/net/dev", pid)); err == nil {
+				return parseNetDev(data)
+			}
+		}
+	}
+	return networkCounters(netns)
+}
+
 // at netns, from /proc/thread-self/net/dev read on a thread inside it.
 func networkCounters(netns string) ([]interfaceCounters, error) {
 	var data []byte

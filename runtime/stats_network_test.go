@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"os"
 	"reflect"
 	"testing"
 )
@@ -21,5 +22,34 @@ func TestParseNetDev(t *testing.T) {
 	}
 	if _, err := parseNetDev([]byte("h1\nh2\neth0: 1 2 3\n")); err == nil {
 		t.Error("short line accepted")
+	}
+}
+
+// A pod's counters are read through one of its processes when it is in the pod's network
+// namespace; a pid that is not (a reused one) is passed over.
+func TestPodNetworkCountersThroughAProcess(t *testing.T) {
+	data, err := os.ReadFile("/proc/self/net/dev")
+	if err != nil {
+		t.Skip(err)
+	}
+	want, err := parseNetDev(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := podNetworkCounters("/proc/self/ns/net", []uint32{uint32(os.Getpid())})
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("podNetworkCounters = %v, %v; want the interfaces of %v", got, err, want)
+	}
+	for i := range want {
+		if got[i].Name != want[i].Name {
+			t.Errorf("interface %d = %s, want %s", i, got[i].Name, want[i].Name)
+		}
+	}
+	// Process 1 of a container is not in this namespace, and no pid at all: the namespace is
+	// joined instead (root only).
+	if os.Geteuid() == 0 {
+		if got, err := podNetworkCounters("/proc/self/ns/net", []uint32{1 << 30}); err != nil || len(got) != len(want) {
+			t.Errorf("podNetworkCounters without a process in it = %v, %v", got, err)
+		}
 	}
 }

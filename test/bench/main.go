@@ -16,12 +16,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
+	goruntime "runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -31,8 +33,6 @@ import (
 	"github.com/berth-runtime/berth/test/daemon"
 	"github.com/berth-runtime/berth/test/images"
 )
-
-const pullImage = "docker.io/berth/bench-pull:3"
 
 // figure is one measurement for both runtimes; lower is better for every figure.
 type figure struct {
@@ -50,7 +50,50 @@ func main() {
 	}
 }
 
+// bench is one run: both runtimes, the figures so far and what later sections need.
+type bench struct {
+	tmp         string
+	d           *daemon.Daemon
+	berth, ctrd *target
+	conflist    []byte
+	debugAddr   string
+	figures     []figure
+	// breakdown is berth's time to RUNNING by step (the sequential section).
+	breakdown []step
+}
+
+func (b *bench) add(name, unit string, berth, ctrd float64) {
+	b.figures = append(b.figures, figure{name, unit, berth, ctrd, berth / ctrd})
+}
+
+func (b *bench) both() []*target { return []*target{b.berth, b.ctrd} }
+
+// sections run in this order; BENCH_SECTIONS=a,b runs only those (default: all).
+type section struct {
+	name string
+	run  func(*bench) error
+}
+
+var sections = []section{
+	{"pull", (*bench).pulls},
+	{"sequential", (*bench).sequential},
+	{"shared-pid", (*bench).sharedPID},
+	{"steady", (*bench).steady},
+	{"concurrent", (*bench).concurrent},
+	{"load", (*bench).load},
+	{"kubelet", (*bench).kubelet},
+}
+
 func run() error {
+	want := map[string]bool{}
+	if s := os.Getenv("BENCH_SECTIONS"); s != "" {
+		for _, name := range strings.Split(s, ",") {
+			if !slices.ContainsFunc(sections, func(sec section) bool { return sec.name == name }) {
+				return fmt.Errorf("BENCH_SECTIONS: no section %q", name)
+			}
+			want[name] = true
+		}
+	}
 	tmp, err := os.MkdirTemp("", "berth-bench-")
 	if err != nil {
 		return err
@@ -65,32 +108,29 @@ func run() error {
 	if err := reg.WriteHostsDir(hosts); err != nil {
 		return err
 	}
-
-	var figures []figure
-	add := func(name, unit string, b, c float64) {
-		figures = append(figures, figure{name, unit, b, c, b / c})
-	}
+	b := &bench{tmp: tmp}
 
 	// berthd gets a pod network of its own, as containerd's CRI has.
 	cniDir := filepath.Join(tmp, "berth-net.d")
 	if err := os.MkdirAll(cniDir, 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(cniDir, "10-bench.conflist"), []byte(daemon.CNIConflist("berth-bench", "berthbench0", "10.79.0.0/16")), 0o644); err != nil {
+	b.conflist = []byte(daemon.CNIConflist("berth-bench", "berthbench0", "10.79.0.0/16"))
+	if err := os.WriteFile(filepath.Join(cniDir, "10-bench.conflist"), b.conflist, 0o644); err != nil {
 		return err
 	}
 
 	// Cold start: from exec to the first answered Version.
-	debugAddr, err := freeAddress()
-	if err != nil {
+	if b.debugAddr, err = freeAddress(); err != nil {
 		return err
 	}
 	start := time.Now()
-	d, err := daemon.Start("--registry-config-dir", hosts, "--cni-conf-dir", cniDir, "--debug-address", debugAddr)
+	d, err := daemon.Start("--registry-config-dir", hosts, "--cni-conf-dir", cniDir, "--debug-address", b.debugAddr)
 	if err != nil {
 		return err
 	}
 	defer d.Cleanup()
+	b.d = d
 	berthStart := time.Since(start)
 	start = time.Now()
 	c, err := daemon.StartContainerdCRI(hosts)
@@ -105,42 +145,95 @@ func run() error {
 	if err := waitVersion(ctrdRuntime); err != nil {
 		return err
 	}
-	add("cold start to first Version", "ms", ms(berthStart), ms(time.Since(start)))
+	b.add("cold start to first Version", "ms", ms(berthStart), ms(time.Since(start)))
 
-	const pulls = 10
-	bp, err := coldPulls(d.Image, pulls)
-	if err != nil {
-		return fmt.Errorf("berth: %w", err)
-	}
-	cp, err := coldPulls(ctrdImages, pulls)
-	if err != nil {
-		return fmt.Errorf("containerd: %w", err)
-	}
-	add("cold pull of a 3-layer image, p50", "ms", ms(percentile(bp, 50)), ms(percentile(cp, 50)))
-	add("cold pull of a 3-layer image, max", "ms", ms(percentile(bp, 100)), ms(percentile(cp, 100)))
-
-	berth := &target{name: "berth", rs: d.Runtime, is: d.Image, shimSocket: filepath.Join(d.State, "containerd", "containerd.sock"),
+	b.berth = &target{name: "berth", rs: d.Runtime, is: d.Image, endpoint: d.Endpoint(), shimSocket: filepath.Join(d.State, "containerd", "containerd.sock"),
 		daemons: func() []int { return []int{d.Pid(), d.ContainerdPid()} }, logDir: filepath.Join(tmp, "logs-berth")}
-	ctrd := &target{name: "containerd", rs: ctrdRuntime, is: ctrdImages, shimSocket: c.Socket,
+	b.ctrd = &target{name: "containerd", rs: ctrdRuntime, is: ctrdImages, endpoint: c.Endpoint(), shimSocket: c.Socket,
 		daemons: func() []int { return []int{c.Pid()} }, logDir: filepath.Join(tmp, "logs-containerd")}
-	for _, t := range []*target{berth, ctrd} {
-		for _, ref := range []string{busyboxImage, "registry.k8s.io/pause:3.10.1"} {
+	for _, sec := range sections {
+		if len(want) > 0 && !want[sec.name] {
+			continue
+		}
+		if sec.name != "pull" {
+			if err := b.pullWorkloadImages(); err != nil {
+				return err
+			}
+		}
+		if err := sec.run(b); err != nil {
+			return fmt.Errorf("%s: %w", sec.name, err)
+		}
+	}
+	return b.report()
+}
+
+// pullWorkloadImages pulls what the pods run (once): busybox, and the pause image
+// containerd's CRI needs.
+func (b *bench) pullWorkloadImages() error {
+	for _, t := range b.both() {
+		for _, ref := range []string{busyboxImage, "registry.k8s.io/pause:3.10.2"} {
+			if st, err := t.is.ImageStatus(context.Background(), &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err == nil && st.Image != nil {
+				continue
+			}
 			if _, err := t.is.PullImage(context.Background(), &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err != nil {
 				return fmt.Errorf("%s: pull %s: %w", t.name, ref, err)
 			}
 		}
 	}
+	return nil
+}
 
-	// One pod at a time.
-	const sequential = 30
+// pulls: cold pulls of a 3- and a 10-layer image, and of four different images at once.
+func (b *bench) pulls() error {
+	const pulls = 10
+	for _, layers := range []int{3, 10} {
+		ref := images.BenchPullLayers[layers]
+		bp, err := coldPulls(b.berth.is, ref, pulls)
+		if err != nil {
+			return fmt.Errorf("berth: %w", err)
+		}
+		cp, err := coldPulls(b.ctrd.is, ref, pulls)
+		if err != nil {
+			return fmt.Errorf("containerd: %w", err)
+		}
+		b.add(fmt.Sprintf("cold pull of a %d-layer image, p50", layers), "ms", ms(percentile(bp, 50)), ms(percentile(cp, 50)))
+		b.add(fmt.Sprintf("cold pull of a %d-layer image, max", layers), "ms", ms(percentile(bp, 100)), ms(percentile(cp, 100)))
+	}
+	const rounds = 5
+	bp, err := concurrentPulls(b.berth.is, images.BenchConcurrentPulls, rounds)
+	if err != nil {
+		return fmt.Errorf("berth: %w", err)
+	}
+	cp, err := concurrentPulls(b.ctrd.is, images.BenchConcurrentPulls, rounds)
+	if err != nil {
+		return fmt.Errorf("containerd: %w", err)
+	}
+	b.add(fmt.Sprintf("cold pulls of %d different images at once, per image p50", len(images.BenchConcurrentPulls)), "ms", ms(percentile(bp, 50)), ms(percentile(cp, 50)))
+	return nil
+}
+
+func toRunning(l lifecycle) time.Duration { return l.toRunning }
+
+// sequential: kubelet-shaped pods one at a time; then the floor, with berth's pods still
+// running (runc is timed with the bundle of one of its containers, in that pod's namespaces).
+func (b *bench) sequential() error {
+	const n = 30
 	seq := map[string][]lifecycle{}
-	for _, t := range []*target{berth, ctrd} {
-		pods, lcs, _, err := t.startPods(sequential, 1)
+	var fl floor
+	var berthPods []pod
+	for _, t := range b.both() {
+		pods, lcs, _, err := t.startPods(n, 1, kubeletShaped)
+		if err == nil && t == b.berth {
+			berthPods = pods
+			if fl, err = measureFloor(b.tmp, b.d, b.conflist, pods[0].container, n); err != nil {
+				err = fmt.Errorf("floor: %w", err)
+			}
+		}
 		if err == nil {
 			err = t.removePods(pods, lcs, 1)
 		}
 		if err != nil {
-			return fmt.Errorf("%s: sequential pods: %w", t.name, err)
+			return fmt.Errorf("%s: %w", t.name, err)
 		}
 		seq[t.name] = lcs
 	}
@@ -151,32 +244,76 @@ func run() error {
 		{"RunPodSandbox", func(l lifecycle) time.Duration { return l.run }},
 		{"CreateContainer", func(l lifecycle) time.Duration { return l.create }},
 		{"StartContainer", func(l lifecycle) time.Duration { return l.start }},
-		{"time to RUNNING", func(l lifecycle) time.Duration { return l.toRunning }},
+		{"time to RUNNING", toRunning},
 		{"StopPodSandbox", func(l lifecycle) time.Duration { return l.stop }},
 		{"RemovePodSandbox", func(l lifecycle) time.Duration { return l.remove }},
 	} {
-		b, c := durations(seq["berth"], step.get), durations(seq["containerd"], step.get)
+		bd, cd := durations(seq["berth"], step.get), durations(seq["containerd"], step.get)
 		for _, p := range []int{50, 90, 100} {
 			label := fmt.Sprintf("p%d", p)
 			if p == 100 {
 				label = "max"
 			}
-			add(fmt.Sprintf("1 at a time: %s %s", step.name, label), "ms", ms(percentile(b, p)), ms(percentile(c, p)))
+			b.add(fmt.Sprintf("1 at a time: %s %s", step.name, label), "ms", ms(percentile(bd, p)), ms(percentile(cd, p)))
 		}
 	}
+	// The floor is the same for both: it is shown in both columns.
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"floor: CNI ADD of the bench network p50", percentile(fl.cniAdd, 50)},
+		{"floor: pod shim start p50", percentile(fl.shimStart, 50)},
+		{"floor: CNI ADD and shim start at once p50", percentile(fl.together, 50)},
+		{"floor: runc create p50", percentile(fl.runcCreate, 50)},
+		{"floor: runc start p50", percentile(fl.runcStart, 50)},
+		{"floor: time to RUNNING p50 (CNI+shim at once, runc)", fl.p50()},
+	} {
+		b.add(f.name, "ms", ms(f.d), ms(f.d))
+	}
+	b.add("1 at a time: time to RUNNING above the floor, p50", "ms",
+		ms(percentile(durations(seq["berth"], toRunning), 50)-fl.p50()), ms(percentile(durations(seq["containerd"], toRunning), 50)-fl.p50()))
+	b.breakdown = overheadByStep(b.d.Logs(), berthPods, seq["berth"], fl)
+	b.breakdown = append([]step{{"time to RUNNING", percentile(durations(seq["berth"], toRunning), 50)}, {"floor", fl.p50()}}, b.breakdown...)
+	return nil
+}
 
-	// 30 running pods: memory, ExecSync; then 100: List calls.
+// sharedPID: pods with a shared PID namespace (an infra process each), one at a time.
+func (b *bench) sharedPID() error {
+	const n = 30
+	shared := map[string][]lifecycle{}
+	for _, t := range b.both() {
+		pods, lcs, _, err := t.startPods(n, 1, sharedPID)
+		if err == nil {
+			err = t.removePods(pods, lcs, 1)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		shared[t.name] = lcs
+	}
+	run := func(l lifecycle) time.Duration { return l.run }
+	b.add("shared PID, 1 at a time: RunPodSandbox p50", "ms", ms(percentile(durations(shared["berth"], run), 50)), ms(percentile(durations(shared["containerd"], run), 50)))
+	b.add("shared PID, 1 at a time: time to RUNNING p50", "ms", ms(percentile(durations(shared["berth"], toRunning), 50)), ms(percentile(durations(shared["containerd"], toRunning), 50)))
+	b.add("shared PID, 1 at a time: time to RUNNING p90", "ms", ms(percentile(durations(shared["berth"], toRunning), 90)), ms(percentile(durations(shared["containerd"], toRunning), 90)))
+	return nil
+}
+
+func mib(v float64) float64 { return v / (1 << 20) }
+
+// steady: 30 running pods: memory, ExecSync; then 100: List calls.
+func (b *bench) steady() error {
 	type steady struct {
 		perPodNode, perPodProcs, daemons float64
 		exec                             []time.Duration
 		listC, listP                     []time.Duration
 	}
 	st := map[string]steady{}
-	for _, t := range []*target{berth, ctrd} {
+	for _, t := range b.both() {
 		var s steady
-		runtime.GC()
+		goruntime.GC()
 		before := memAvailable()
-		pods, lcs, _, err := t.startPods(30, 8)
+		pods, lcs, _, err := t.startPods(30, 8, kubeletShaped)
 		if err != nil {
 			return fmt.Errorf("%s: 30 pods: %w", t.name, err)
 		}
@@ -189,7 +326,7 @@ func run() error {
 		if s.exec, err = t.execSyncs(pods[0].container, 200); err != nil {
 			return fmt.Errorf("%s: ExecSync: %w", t.name, err)
 		}
-		more, moreLcs, _, err := t.startPods(70, 8)
+		more, moreLcs, _, err := t.startPods(70, 8, kubeletShaped)
 		pods, lcs = append(pods, more...), append(lcs, moreLcs...)
 		if err == nil {
 			s.listC, s.listP, err = t.lists(50)
@@ -202,100 +339,147 @@ func run() error {
 		}
 		st[t.name] = s
 	}
-	mib := func(b float64) float64 { return b / (1 << 20) }
-	add("node memory per running pod (MemAvailable)", "MiB", mib(st["berth"].perPodNode), mib(st["containerd"].perPodNode))
-	add("shims + infra RSS per running pod", "MiB", mib(st["berth"].perPodProcs), mib(st["containerd"].perPodProcs))
-	add("daemon RSS with 30 pods (berthd+containerd)", "MiB", mib(st["berth"].daemons), mib(st["containerd"].daemons))
-	add("ExecSync `true` p50", "ms", ms(percentile(st["berth"].exec, 50)), ms(percentile(st["containerd"].exec, 50)))
-	add("ExecSync `true` p99", "ms", ms(percentile(st["berth"].exec, 99)), ms(percentile(st["containerd"].exec, 99)))
-	add("ListContainers, 100 pods, p50", "ms", ms(percentile(st["berth"].listC, 50)), ms(percentile(st["containerd"].listC, 50)))
-	add("ListPodSandbox, 100 pods, p50", "ms", ms(percentile(st["berth"].listP, 50)), ms(percentile(st["containerd"].listP, 50)))
+	b.add("node memory per running pod (MemAvailable)", "MiB", mib(st["berth"].perPodNode), mib(st["containerd"].perPodNode))
+	b.add("shims + infra RSS per running pod", "MiB", mib(st["berth"].perPodProcs), mib(st["containerd"].perPodProcs))
+	b.add("daemon RSS with 30 pods (berthd+containerd)", "MiB", mib(st["berth"].daemons), mib(st["containerd"].daemons))
+	b.add("ExecSync `true` p50", "ms", ms(percentile(st["berth"].exec, 50)), ms(percentile(st["containerd"].exec, 50)))
+	b.add("ExecSync `true` p99", "ms", ms(percentile(st["berth"].exec, 99)), ms(percentile(st["containerd"].exec, 99)))
+	b.add("ListContainers, 100 pods, p50", "ms", ms(percentile(st["berth"].listC, 50)), ms(percentile(st["containerd"].listC, 50)))
+	b.add("ListPodSandbox, 100 pods, p50", "ms", ms(percentile(st["berth"].listP, 50)), ms(percentile(st["containerd"].listP, 50)))
+	return nil
+}
 
-	// Eight at a time.
-	const concurrent = 80
+// concurrent: 80 kubelet-shaped pods, 8 at a time, with the node's CPU time they took.
+// BENCH_CPUPROFILE=file saves a CPU profile of berthd meanwhile.
+func (b *bench) concurrent() error {
+	const n = 80
 	rate := map[string]float64{}
 	conc := map[string][]lifecycle{}
 	cpu := map[string]float64{}
-	for _, t := range []*target{berth, ctrd} {
+	for _, t := range b.both() {
 		before := nodeCPU()
 		var profiled chan error
-		if path := os.Getenv("BENCH_CPUPROFILE"); path != "" && t == berth {
+		if path := os.Getenv("BENCH_CPUPROFILE"); path != "" && t == b.berth {
 			profiled = make(chan error, 1)
-			go func() { profiled <- cpuProfile(debugAddr, path, 6*time.Second) }()
+			go func() { profiled <- cpuProfile(b.debugAddr, path, 6*time.Second) }()
 		}
-		pods, lcs, wall, err := t.startPods(concurrent, 8)
+		pods, lcs, wall, err := t.startPods(n, 8, kubeletShaped)
 		if profiled != nil {
 			if perr := <-profiled; perr != nil {
 				fmt.Fprintln(os.Stderr, "bench: CPU profile:", perr)
 			}
 		}
-		cpu[t.name] = ms(nodeCPU()-before) / concurrent
+		cpu[t.name] = ms(nodeCPU()-before) / n
 		if err == nil {
 			err = t.removePods(pods, lcs, 8)
 		}
 		if err != nil {
-			return fmt.Errorf("%s: 8 at a time: %w", t.name, err)
+			return fmt.Errorf("%s: %w", t.name, err)
 		}
-		rate[t.name], conc[t.name] = concurrent/wall.Seconds(), lcs
+		rate[t.name], conc[t.name] = n/wall.Seconds(), lcs
 	}
-	toRunning := func(l lifecycle) time.Duration { return l.toRunning }
-	add("8 at a time: pods to RUNNING per second (higher is better)", "/s", rate["berth"], rate["containerd"])
-	add("8 at a time: node CPU time per pod started", "ms", cpu["berth"], cpu["containerd"])
-	add("8 at a time: time to RUNNING p50", "ms", ms(percentile(durations(conc["berth"], toRunning), 50)), ms(percentile(durations(conc["containerd"], toRunning), 50)))
-	add("8 at a time: time to RUNNING p90", "ms", ms(percentile(durations(conc["berth"], toRunning), 90)), ms(percentile(durations(conc["containerd"], toRunning), 90)))
+	b.add("8 at a time: pods to RUNNING per second (higher is better)", "/s", rate["berth"], rate["containerd"])
+	b.add("8 at a time: node CPU time per pod started", "ms", cpu["berth"], cpu["containerd"])
+	b.add("8 at a time: time to RUNNING p50", "ms", ms(percentile(durations(conc["berth"], toRunning), 50)), ms(percentile(durations(conc["containerd"], toRunning), 50)))
+	b.add("8 at a time: time to RUNNING p90", "ms", ms(percentile(durations(conc["berth"], toRunning), 90)), ms(percentile(durations(conc["containerd"], toRunning), 90)))
+	return nil
+}
 
-	// A load round: 50 pods at once through start, probes and removal.
+// load: a round of 50 pods at once through start, probes and removal.
+func (b *bench) load() error {
 	type round struct {
 		wall                       time.Duration
 		peakDaemons, peakProcesses uint64
 	}
 	rounds := map[string]round{}
-	for _, t := range []*target{berth, ctrd} {
+	for _, t := range b.both() {
 		var r round
 		var err error
 		if r.wall, r.peakDaemons, r.peakProcesses, err = t.loadRound(50); err != nil {
-			return fmt.Errorf("%s: load round: %w", t.name, err)
+			return fmt.Errorf("%s: %w", t.name, err)
 		}
 		rounds[t.name] = r
 	}
-	add("load round: 50 pods at once, 3 probes each, removed", "s", rounds["berth"].wall.Seconds(), rounds["containerd"].wall.Seconds())
-	add("load round: peak daemon RSS", "MiB", mib(float64(rounds["berth"].peakDaemons)), mib(float64(rounds["containerd"].peakDaemons)))
-	add("load round: peak RSS of daemons, shims and infra", "MiB", mib(float64(rounds["berth"].peakProcesses)), mib(float64(rounds["containerd"].peakProcesses)))
+	b.add("load round: 50 pods at once, 3 probes each, removed", "s", rounds["berth"].wall.Seconds(), rounds["containerd"].wall.Seconds())
+	b.add("load round: peak daemon RSS", "MiB", mib(float64(rounds["berth"].peakDaemons)), mib(float64(rounds["containerd"].peakDaemons)))
+	b.add("load round: peak RSS of daemons, shims and infra", "MiB", mib(float64(rounds["berth"].peakProcesses)), mib(float64(rounds["containerd"].peakProcesses)))
+	return nil
+}
 
-	fmt.Printf("%-62s %14s %14s %8s\n", "figure", "berth", "containerd", "ratio")
-	for _, f := range figures {
-		fmt.Printf("%-62s %9.1f %-4s %9.1f %-4s %8.2f\n", f.Name, f.Berth, f.Unit, f.Containerd, f.Unit, f.Ratio)
+// report prints the figures and berth's steps, and writes them as JSON.
+func (b *bench) report() error {
+	fmt.Printf("%-66s %14s %14s %8s\n", "figure", "berth", "containerd", "ratio")
+	for _, f := range b.figures {
+		fmt.Printf("%-66s %9.1f %-4s %9.1f %-4s %8.2f\n", f.Name, f.Berth, f.Unit, f.Containerd, f.Unit, f.Ratio)
+	}
+	if len(b.breakdown) > 0 {
+		fmt.Println()
+		fmt.Printf("%-66s %9s\n", "berth, one kubelet-shaped pod at a time (p50 of each step, debug log)", "ms")
+		for _, st := range b.breakdown {
+			fmt.Printf("%-66s %9.2f\n", st.Name, ms(st.P50))
+		}
 	}
 	out := os.Getenv("BENCH_JSON")
 	if out == "" {
 		out = filepath.Join("bin", "bench.json")
 	}
-	b, _ := json.MarshalIndent(map[string]any{"time": time.Now().UTC(), "figures": figures}, "", "  ")
-	if err := os.WriteFile(out, b, 0o644); err != nil {
+	js, _ := json.MarshalIndent(map[string]any{"time": time.Now().UTC(), "figures": b.figures, "berth_steps": b.breakdown}, "", "  ")
+	if err := os.WriteFile(out, js, 0o644); err != nil {
 		return err
 	}
 	fmt.Println("bench: figures written to", out)
 	return nil
 }
 
-// coldPulls pulls the 3-layer image n times, removing it after each pull so that every pull
-// fetches and unpacks all of it.
-func coldPulls(is runtimeapi.ImageServiceClient, n int) ([]time.Duration, error) {
+// coldPulls pulls ref n times, removing it after each pull so that every pull fetches and
+// unpacks all of it.
+func coldPulls(is runtimeapi.ImageServiceClient, ref string, n int) ([]time.Duration, error) {
 	var out []time.Duration
 	for range n {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		start := time.Now()
-		resp, err := is.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: pullImage}})
-		out = append(out, time.Since(start))
-		if err == nil {
-			_, err = is.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: resp.ImageRef}})
-		}
-		cancel()
+		d, err := coldPull(is, ref)
 		if err != nil {
 			return nil, err
 		}
+		out = append(out, d)
 	}
 	return out, nil
+}
+
+// concurrentPulls pulls every image of refs at once, rounds times, and returns each pull's time.
+func concurrentPulls(is runtimeapi.ImageServiceClient, refs []string, rounds int) ([]time.Duration, error) {
+	var out []time.Duration
+	for range rounds {
+		took := make([]time.Duration, len(refs))
+		errs := make(chan error, len(refs))
+		for i, ref := range refs {
+			go func() {
+				var err error
+				took[i], err = coldPull(is, ref)
+				errs <- err
+			}()
+		}
+		for range refs {
+			if err := <-errs; err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, took...)
+	}
+	return out, nil
+}
+
+// coldPull times the pull of ref, then removes it.
+func coldPull(is runtimeapi.ImageServiceClient, ref string) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	resp, err := is.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+	took := time.Since(start)
+	if err != nil {
+		return took, fmt.Errorf("pull %s: %w", ref, err)
+	}
+	_, err = is.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: resp.ImageRef}})
+	return took, err
 }
 
 func serveImages(tmp string) (*images.Registry, error) {
@@ -311,6 +495,11 @@ func serveImages(tmp string) (*images.Registry, error) {
 	if err != nil {
 		return nil, err
 	}
+	bench, err := images.BenchCatalog(images.Sources{Busybox: busybox, TestBin: testbin})
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(cat, bench)
 	reg, err := images.StartRegistry("", nil)
 	if err != nil {
 		return nil, err

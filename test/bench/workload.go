@@ -25,9 +25,11 @@ type target struct {
 	// containerd); shimSocket is the containerd socket its shims name on their command line.
 	daemons    func() []int
 	shimSocket string
-	logDir     string
-	seq        int
-	mu         sync.Mutex
+	// endpoint is the CRI socket (unix://...), for a kubelet.
+	endpoint string
+	logDir   string
+	seq      int
+	mu       sync.Mutex
 }
 
 // lifecycle is the time of each step of one pod's life.
@@ -45,17 +47,31 @@ func (t *target) nextName() string {
 	return fmt.Sprintf("bench-%d", t.seq)
 }
 
+// shape is how the pods of a measurement are configured.
+type shape int
+
+const (
+	// kubeletShaped is what the kubelet sends for a pod without shareProcessNamespace: one PID
+	// namespace per container (an empty config would mean a shared one).
+	kubeletShaped shape = iota
+	// sharedPID is a pod with shareProcessNamespace: true, whose PID namespace needs an infra
+	// process (berth-pause in berth, the pause container in containerd).
+	sharedPID
+)
+
 // startPod runs a pod with one sleeping busybox container until it is RUNNING.
-func (t *target) startPod(ctx context.Context) (pod, lifecycle, error) {
+func (t *target) startPod(ctx context.Context, sh shape) (pod, lifecycle, error) {
 	var l lifecycle
 	name := t.nextName()
+	pid := runtimeapi.NamespaceMode_CONTAINER
+	if sh == sharedPID {
+		pid = runtimeapi.NamespaceMode_POD
+	}
 	cfg := &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "bench", Uid: name + "-uid"},
 		LogDirectory: filepath.Join(t.logDir, name),
-		// What the kubelet sends for a pod without shareProcessNamespace: one PID namespace per
-		// container (an empty config would mean a shared one, which berth gives an infra process).
 		Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-			NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_POD, Pid: runtimeapi.NamespaceMode_CONTAINER, Ipc: runtimeapi.NamespaceMode_POD},
+			NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_POD, Pid: pid, Ipc: runtimeapi.NamespaceMode_POD},
 		}},
 	}
 	begin := time.Now()
@@ -102,9 +118,9 @@ func (t *target) removePod(ctx context.Context, p pod, l *lifecycle) error {
 	return nil
 }
 
-// startPods starts n pods, parallel at a time, and returns them with their lifecycles and the
-// wall time it took.
-func (t *target) startPods(n, parallel int) ([]pod, []lifecycle, time.Duration, error) {
+// startPods starts n pods of shape sh, parallel at a time, and returns them with their
+// lifecycles and the wall time it took.
+func (t *target) startPods(n, parallel int, sh shape) ([]pod, []lifecycle, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	pods, lcs := make([]pod, n), make([]lifecycle, n)
@@ -119,7 +135,7 @@ func (t *target) startPods(n, parallel int) ([]pod, []lifecycle, time.Duration, 
 			defer wg.Done()
 			defer func() { <-sem }()
 			var err error
-			if pods[i], lcs[i], err = t.startPod(ctx); err != nil {
+			if pods[i], lcs[i], err = t.startPod(ctx, sh); err != nil {
 				errs <- err
 			}
 		}()
@@ -195,26 +211,34 @@ func (t *target) lists(n int) (containers, pods []time.Duration, err error) {
 	return containers, pods, nil
 }
 
-// processRSS sums the resident memory of the runtime's processes: its daemons, its shims and
-// the infra processes (pause) the shims run; the pods' own workloads are not counted.
-func (t *target) processRSS() (daemons, total uint64) {
-	for _, pid := range t.daemons() {
-		daemons += rss(pid)
-	}
-	total = daemons
+// processes are the runtime's own processes: its daemons, its shims and the infra processes
+// (pause) the shims run; the pods' own workloads are not among them.
+func (t *target) processes() []int {
+	out := t.daemons()
 	shims := map[int]bool{}
 	for _, pid := range allPids() {
 		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		if strings.Contains(string(cmd), "containerd-shim") && strings.Contains(string(cmd), t.shimSocket) {
 			shims[pid] = true
-			total += rss(pid)
+			out = append(out, pid)
 		}
 	}
 	for _, pid := range allPids() {
 		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 		if name := strings.TrimSpace(string(comm)); (name == "pause" || name == "berth-pause") && shims[ppid(pid)] {
-			total += rss(pid)
+			out = append(out, pid)
 		}
+	}
+	return out
+}
+
+// processRSS sums the resident memory of the runtime's daemons, and of all its processes.
+func (t *target) processRSS() (daemons, total uint64) {
+	for _, pid := range t.daemons() {
+		daemons += rss(pid)
+	}
+	for _, pid := range t.processes() {
+		total += rss(pid)
 	}
 	return daemons, total
 }
@@ -308,7 +332,7 @@ func (t *target) loadRound(n int) (wall time.Duration, peakDaemons, peakTotal ui
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p, l, err := t.startPod(ctx)
+			p, l, err := t.startPod(ctx, kubeletShaped)
 			if err == nil {
 				for range 3 {
 					if _, err = t.rs.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: p.container, Cmd: []string{"true"}, Timeout: 10}); err != nil {
@@ -335,4 +359,39 @@ func (t *target) loadRound(n int) (wall time.Duration, peakDaemons, peakTotal ui
 		}
 	}
 	return wall, peakDaemons, peakTotal, nil
+}
+
+// processCPU is the CPU time the runtime's daemons, shims and infra processes have spent
+// themselves (not their children: runc and CNI plugins, the same for both runtimes).
+func (t *target) processCPU() time.Duration {
+	var ticks uint64
+	for _, pid := range t.processes() {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// The command may hold spaces: the fields counted from after its closing parenthesis.
+		i := strings.LastIndexByte(string(b), ')')
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) > 12 {
+			u, _ := strconv.ParseUint(f[11], 10, 64) // utime, field 14
+			s, _ := strconv.ParseUint(f[12], 10, 64) // stime, field 15
+			ticks += u + s
+		}
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+}
+
+// removeAll stops and removes every pod the runtime has (what a kubelet left).
+func (t *target) removeAll() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	resp, err := t.rs.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		return
+	}
+	for _, p := range resp.Items {
+		t.rs.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: p.Id})
+		t.rs.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.Id})
+	}
 }

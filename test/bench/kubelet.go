@@ -1,0 +1,359 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/test/daemon"
+)
+
+// The kubelet section: a real kubelet (the node e2e suite's version) with an API server in front
+// of each runtime in turn, as a node runs. First a burst of kubeletPods API pods, timed from
+// their creation to their container running as the API server sees it, with the kubelet's own
+// pod start SLI; then a full node (nodePods, the kubelet's default maximum) left alone for
+// BENCH_NODE_IDLE (default 5m) with the kubelet's relists, stats and probes as the only load.
+const (
+	kubeletPods = 30
+	nodePods    = 110
+)
+
+type kubeletResult struct {
+	toRunning, sli                []time.Duration
+	idleCPU                       float64 // CPU seconds per second of the runtime's processes
+	listContainers, podStats, ctr []time.Duration
+	nodeMemPerPod, rssPerPod      float64
+}
+
+func (b *bench) kubelet() error {
+	idle := 5 * time.Minute
+	if s := os.Getenv("BENCH_NODE_IDLE"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("BENCH_NODE_IDLE: %w", err)
+		}
+		idle = d
+	}
+	api, err := daemon.StartAPIServer()
+	if err != nil {
+		return err
+	}
+	defer api.Cleanup()
+	res := map[string]kubeletResult{}
+	for _, t := range b.both() {
+		r, err := b.kubeletRun(api, t, idle)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		res[t.name] = r
+	}
+	br, cr := res["berth"], res["containerd"]
+	for _, p := range []int{50, 90} {
+		b.add(fmt.Sprintf("kubelet, %d API pods at once: created to RUNNING p%d", kubeletPods, p), "ms", ms(percentile(br.toRunning, p)), ms(percentile(cr.toRunning, p)))
+	}
+	for _, p := range []int{50, 90} {
+		b.add(fmt.Sprintf("kubelet, %d API pods at once: pod_start_sli_duration p%d", kubeletPods, p), "ms", ms(percentile(br.sli, p)), ms(percentile(cr.sli, p)))
+	}
+	name := fmt.Sprintf("full node (%d pods, %s idle)", nodePods, idle)
+	b.add(name+": runtime CPU (daemons + shims)", "ms/s", br.idleCPU*1000, cr.idleCPU*1000)
+	for _, l := range []struct {
+		name string
+		b, c []time.Duration
+	}{{"ListContainers", br.listContainers, cr.listContainers}, {"ListPodSandboxStats", br.podStats, cr.podStats}, {"ContainerStats", br.ctr, cr.ctr}} {
+		b.add(fmt.Sprintf("%s: %s p50", name, l.name), "ms", ms(percentile(l.b, 50)), ms(percentile(l.c, 50)))
+		b.add(fmt.Sprintf("%s: %s p99", name, l.name), "ms", ms(percentile(l.b, 99)), ms(percentile(l.c, 99)))
+	}
+	b.add(name+": node memory per pod (MemAvailable)", "MiB", mib(br.nodeMemPerPod), mib(cr.nodeMemPerPod))
+	b.add(name+": runtime RSS per pod (daemons, shims, infra)", "MiB", mib(br.rssPerPod), mib(cr.rssPerPod))
+	return nil
+}
+
+// kubeletRun runs one kubelet in front of t and measures both parts.
+func (b *bench) kubeletRun(api *daemon.APIServer, t *target, idle time.Duration) (kubeletResult, error) {
+	var r kubeletResult
+	kubeconfig := filepath.Join(b.tmp, "kubeconfig-"+t.name)
+	if err := api.Kubeconfig(kubeconfig); err != nil {
+		return r, err
+	}
+	node := "bench-" + t.name
+	k, err := daemon.StartKubelet(daemon.KubeletOptions{Endpoint: t.endpoint, NodeName: node, Args: []string{"--kubeconfig", kubeconfig}})
+	if err != nil {
+		return r, err
+	}
+	defer func() {
+		k.Cleanup()
+		t.removeAll()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), idle+15*time.Minute)
+	defer cancel()
+	if err := waitNodeReady(ctx, api, node); err != nil {
+		return r, err
+	}
+	defer deletePods(api, t.name)
+	goruntime.GC()
+	memBefore := memAvailable()
+
+	// The burst: created at once, timed on a watch of the API server.
+	w, err := watchRunning(ctx, api, t.name)
+	if err != nil {
+		return r, err
+	}
+	created := map[string]time.Time{}
+	for i := range kubeletPods {
+		name := fmt.Sprintf("%s-%d", t.name, i)
+		created[name] = time.Now()
+		if err := api.Do(ctx, http.MethodPost, "/api/v1/namespaces/default/pods", benchPod(name, t.name, node), nil); err != nil {
+			return r, err
+		}
+	}
+	running, err := w.wait(ctx, kubeletPods)
+	if err != nil {
+		return r, err
+	}
+	for name, at := range running {
+		r.toRunning = append(r.toRunning, at.Sub(created[name]))
+	}
+	// The kubelet's SLI lands when it has written the running status: wait for all of them.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		if r.sli = startSLIs(k.Logs(), t.name); len(r.sli) >= kubeletPods || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(r.sli) < kubeletPods {
+		return r, fmt.Errorf("the kubelet logged the start SLI of %d pods, not %d", len(r.sli), kubeletPods)
+	}
+
+	// The full node.
+	for i := kubeletPods; i < nodePods; i++ {
+		if err := api.Do(ctx, http.MethodPost, "/api/v1/namespaces/default/pods", benchPod(fmt.Sprintf("%s-%d", t.name, i), t.name, node), nil); err != nil {
+			return r, err
+		}
+	}
+	if _, err := w.wait(ctx, nodePods); err != nil {
+		return r, err
+	}
+	w.stop()
+	time.Sleep(10 * time.Second) // the last pods' first probes and stats
+	r.nodeMemPerPod = float64(int64(memBefore)-int64(memAvailable())) / nodePods
+	_, total := t.processRSS()
+	r.rssPerPod = float64(total) / nodePods
+	cpuBefore := t.processCPU()
+	began := time.Now()
+	for time.Since(began) < idle {
+		tick := time.Now()
+		if err := r.sampleLists(ctx, t); err != nil {
+			return r, err
+		}
+		time.Sleep(time.Second - time.Since(tick))
+	}
+	r.idleCPU = (t.processCPU() - cpuBefore).Seconds() / time.Since(began).Seconds()
+	return r, nil
+}
+
+// sampleLists times one call each of what the kubelet calls most on a full node.
+func (r *kubeletResult) sampleLists(ctx context.Context, t *target) error {
+	start := time.Now()
+	cs, err := t.rs.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+	if err != nil {
+		return err
+	}
+	r.listContainers = append(r.listContainers, time.Since(start))
+	start = time.Now()
+	if _, err := t.rs.ListPodSandboxStats(ctx, &runtimeapi.ListPodSandboxStatsRequest{}); err != nil {
+		return err
+	}
+	r.podStats = append(r.podStats, time.Since(start))
+	if len(cs.Containers) == 0 {
+		return fmt.Errorf("no containers on a full node")
+	}
+	id := cs.Containers[len(r.ctr)%len(cs.Containers)].Id
+	start = time.Now()
+	if _, err := t.rs.ContainerStats(ctx, &runtimeapi.ContainerStatsRequest{ContainerId: id}); err != nil {
+		return err
+	}
+	r.ctr = append(r.ctr, time.Since(start))
+	return nil
+}
+
+// benchPod is an API pod on node with one sleeping busybox container and an exec readiness
+// probe (every 10 s, the default period), labelled bench=label.
+func benchPod(name, label, node string) map[string]any {
+	return map[string]any{
+		"apiVersion": "v1", "kind": "Pod",
+		"metadata": map[string]any{"name": name, "labels": map[string]string{"bench": label}},
+		"spec": map[string]any{
+			"nodeName":                      node,
+			"terminationGracePeriodSeconds": 1,
+			"tolerations":                   []map[string]string{{"operator": "Exists"}},
+			"containers": []map[string]any{{
+				"name": "sleep", "image": busyboxImage, "imagePullPolicy": "IfNotPresent",
+				"command":        []string{"sleep", "3600"},
+				"readinessProbe": map[string]any{"exec": map[string]any{"command": []string{"true"}}, "periodSeconds": 10},
+			}},
+		},
+	}
+}
+
+// podEvent is the part of a watch event of pods this bench reads.
+type podEvent struct {
+	Type   string `json:"type"`
+	Object struct {
+		Metadata struct {
+			Name string `json:"name"`
+		} `json:"metadata"`
+		Status struct {
+			ContainerStatuses []struct {
+				State struct {
+					Running *struct{} `json:"running"`
+				} `json:"state"`
+			} `json:"containerStatuses"`
+		} `json:"status"`
+	} `json:"object"`
+}
+
+// podWatch records when each pod labelled bench=label is first seen with a running container.
+type podWatch struct {
+	mu      sync.Mutex
+	running map[string]time.Time
+	changed chan struct{}
+	cancel  context.CancelFunc
+	err     error
+}
+
+func watchRunning(ctx context.Context, api *daemon.APIServer, label string) (*podWatch, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	resp, err := api.Open(ctx, http.MethodGet, "/api/v1/namespaces/default/pods?watch=true&labelSelector="+url.QueryEscape("bench="+label), nil)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	w := &podWatch{running: map[string]time.Time{}, changed: make(chan struct{}, 1), cancel: cancel}
+	go func() {
+		defer resp.Body.Close()
+		dec := json.NewDecoder(resp.Body)
+		for {
+			var ev podEvent
+			err := dec.Decode(&ev)
+			now := time.Now()
+			w.mu.Lock()
+			if err != nil {
+				w.err = err
+			} else if cs := ev.Object.Status.ContainerStatuses; len(cs) > 0 && cs[0].State.Running != nil {
+				if _, seen := w.running[ev.Object.Metadata.Name]; !seen {
+					w.running[ev.Object.Metadata.Name] = now
+				}
+			}
+			w.mu.Unlock()
+			select {
+			case w.changed <- struct{}{}:
+			default:
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return w, nil
+}
+
+// wait returns once n pods have been seen running.
+func (w *podWatch) wait(ctx context.Context, n int) (map[string]time.Time, error) {
+	for {
+		w.mu.Lock()
+		got, err := len(w.running), w.err
+		out := make(map[string]time.Time, got)
+		for k, v := range w.running {
+			out[k] = v
+		}
+		w.mu.Unlock()
+		if got >= n {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("watch of pods: %w (%d of %d running)", err, got, n)
+		}
+		select {
+		case <-w.changed:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%d of %d pods running: %w", got, n, ctx.Err())
+		}
+	}
+}
+
+func (w *podWatch) stop() { w.cancel() }
+
+// sliLine is the kubelet's log line of a pod's start SLI.
+var sliLine = regexp.MustCompile(`"Observed pod startup duration" pod="default/([^"]+)" podStartSLOduration=([0-9.e+-]+)`)
+
+// startSLIs reads the kubelet's start SLI of the pods named label-N from its log.
+func startSLIs(log, label string) []time.Duration {
+	var out []time.Duration
+	for _, m := range sliLine.FindAllStringSubmatch(log, -1) {
+		if !strings.HasPrefix(m[1], label+"-") {
+			continue
+		}
+		if s, err := strconv.ParseFloat(m[2], 64); err == nil {
+			out = append(out, time.Duration(s*float64(time.Second)))
+		}
+	}
+	return out
+}
+
+func waitNodeReady(ctx context.Context, api *daemon.APIServer, node string) error {
+	var n struct {
+		Status struct {
+			Conditions []struct{ Type, Status string } `json:"conditions"`
+		} `json:"status"`
+	}
+	for {
+		if err := api.Do(ctx, http.MethodGet, "/api/v1/nodes/"+node, nil, &n); err == nil {
+			for _, c := range n.Status.Conditions {
+				if c.Type == "Ready" && c.Status == "True" {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node %s not ready: %w", node, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// deletePods deletes the pods labelled bench=label and waits until the kubelet has removed them.
+func deletePods(api *daemon.APIServer, label string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	sel := "labelSelector=" + url.QueryEscape("bench="+label)
+	if err := api.Do(ctx, http.MethodDelete, "/api/v1/namespaces/default/pods?"+sel, map[string]any{"gracePeriodSeconds": 1}, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: delete pods:", err)
+		return
+	}
+	for {
+		var list struct {
+			Items []json.RawMessage `json:"items"`
+		}
+		if err := api.Do(ctx, http.MethodGet, "/api/v1/namespaces/default/pods?"+sel, nil, &list); err != nil || len(list.Items) == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			fmt.Fprintf(os.Stderr, "bench: %d pods not removed by the kubelet\n", len(list.Items))
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
