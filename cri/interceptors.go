@@ -11,6 +11,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/berth-runtime/berth/runtime/thread"
 )
 
 // recoverUnary turns a panic in a handler into an Internal error for that call alone, logged with
@@ -38,7 +40,11 @@ func recoverStream(log *slog.Logger) grpc.StreamServerInterceptor {
 }
 
 func panicError(log *slog.Logger, method string, r any) error {
-	log.Error("panic in CRI handler", "method", path.Base(method), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	stack := debug.Stack()
+	if p, ok := r.(*thread.Panic); ok { // raised on a handler's own thread: its stack is there
+		r, stack = p.Value, p.Stack
+	}
+	log.Error("panic in CRI handler", "method", path.Base(method), "panic", fmt.Sprint(r), "stack", string(stack))
 	return status.Errorf(codes.Internal, "%s: internal error: %v", path.Base(method), r)
 }
 
@@ -78,4 +84,23 @@ func observe(log *slog.Logger, m *Metrics, fullMethod string, start time.Time, e
 		return
 	}
 	log.Debug("CRI call", "method", method, "duration", elapsed)
+}
+
+// ownThreadMethods are the RPCs that fork and wait (CNI plugins, shims), mount and write files:
+// each runs on a thread that ends with it, so that a burst of pods does not leave berthd with
+// a thread for every system call that was blocked at its peak (see package thread). The calls
+// the kubelet makes every second (lists, statuses, stats) stay on Go's pooled threads.
+var ownThreadMethods = map[string]bool{
+	"RunPodSandbox": true, "StopPodSandbox": true, "RemovePodSandbox": true,
+	"CreateContainer": true, "StartContainer": true, "StopContainer": true, "RemoveContainer": true,
+}
+
+func ownThreadUnary() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		if !ownThreadMethods[path.Base(info.FullMethod)] {
+			return handler(ctx, req)
+		}
+		thread.Run(func() { resp, err = handler(ctx, req) })
+		return resp, err
+	}
 }

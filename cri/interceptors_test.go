@@ -55,3 +55,33 @@ func TestObserveUnaryRecordsLatencyAndErrors(t *testing.T) {
 		t.Errorf("OK calls counted as errors: %v", v)
 	}
 }
+
+// A panic in a handler on its own thread is Internal too, with the handler's stack in the log
+// and not in the answer.
+func TestPanicOnTheHandlersOwnThread(t *testing.T) {
+	var logged strings.Builder
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	info := &grpc.UnaryServerInfo{FullMethod: "/runtime.v1.RuntimeService/RunPodSandbox"}
+	chain := func(ctx context.Context, req any) (any, error) {
+		return ownThreadUnary()(ctx, req, info, func(context.Context, any) (any, error) { panic("boom") })
+	}
+	_, err := recoverUnary(log)(context.Background(), nil, info, chain)
+	if status.Code(err) != codes.Internal || !strings.Contains(err.Error(), "boom") || strings.Contains(err.Error(), "goroutine") {
+		t.Fatalf("error = %v, want Internal with the panic and no stack", err)
+	}
+	if !strings.Contains(logged.String(), "interceptors_test.go") {
+		t.Errorf("log has not the handler's stack: %s", logged.String())
+	}
+}
+
+func TestOwnThreadUnaryPassesResults(t *testing.T) {
+	for _, method := range []string{"RunPodSandbox", "ListContainers"} {
+		info := &grpc.UnaryServerInfo{FullMethod: "/runtime.v1.RuntimeService/" + method}
+		resp, err := ownThreadUnary()(context.Background(), "req", info, func(_ context.Context, req any) (any, error) {
+			return req.(string) + "-done", status.Error(codes.NotFound, "x")
+		})
+		if resp != "req-done" || status.Code(err) != codes.NotFound {
+			t.Errorf("%s: %v, %v", method, resp, err)
+		}
+	}
+}

@@ -31,7 +31,7 @@ func NewServer(rs runtimeapi.RuntimeServiceServer, is runtimeapi.ImageServiceSer
 	g := grpc.NewServer(
 		grpc.MaxRecvMsgSize(maxMsgSize),
 		grpc.MaxSendMsgSize(maxMsgSize),
-		grpc.ChainUnaryInterceptor(recoverUnary(log), observeUnary(log, m)),
+		grpc.ChainUnaryInterceptor(recoverUnary(log), observeUnary(log, m), ownThreadUnary()),
 		grpc.ChainStreamInterceptor(recoverStream(log), observeStream(log, m)),
 	)
 	runtimeapi.RegisterRuntimeServiceServer(g, rs)

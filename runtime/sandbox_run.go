@@ -14,6 +14,7 @@ import (
 
 	"github.com/berth-runtime/berth/cni"
 	"github.com/berth-runtime/berth/runtime/namespace"
+	"github.com/berth-runtime/berth/runtime/thread"
 )
 
 // cleanupTimeout bounds the rollback of a failed RunPodSandbox, which runs even when the
@@ -103,7 +104,7 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	if sb.OwnShim {
 		done := make(chan struct{})
 		var shimErr error
-		go func() { defer close(done); shimErr = r.prestartShim(ctx, sb) }()
+		go func() { defer close(done); thread.Run(func() { shimErr = r.prestartShim(ctx, sb) }) }()
 		waitShim = func() error { <-done; return shimErr }
 		undo = append(undo, func(ctx context.Context) error {
 			waitShim()
@@ -149,7 +150,7 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		go func() {
 			defer close(done)
 			shimWaited()
-			sb.InfraPid, infraErr = r.startInfra(ctx, sb)
+			thread.Run(func() { sb.InfraPid, infraErr = r.startInfra(ctx, sb) })
 		}()
 		waitInfra = func() error { <-done; return infraErr }
 		undo = append(undo, func(ctx context.Context) error { <-done; return r.stopInfra(ctx, id) })
