@@ -56,8 +56,13 @@ fuzz:
 	$(GO) test ./runtime/spec/ -run '^$$' -fuzz '^FuzzGenerate$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./runtime/ -run '^$$' -fuzz '^FuzzSandboxConfig$$' -fuzztime $(FUZZTIME)
 
-bench: build
-	BERTH_BIN=$(BIN) $(GO) run ./test/bench
+# berth against containerd's own CRI on this machine, figures printed and in bin/bench.json. The
+# kubelet section needs the node e2e suite's API server (e2e_node.test): built once, cached.
+# BENCH_SECTIONS=pull,sequential,... runs some sections; BENCH_NODE_IDLE (default 5m) is the
+# full node's idle window.
+bench: deps build
+	bash hack/install-node-e2e.sh
+	BERTH_BIN=$(BIN) KUBE_BIN_DIR=$(KUBE_BIN_DIR) $(GO) run ./test/bench
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

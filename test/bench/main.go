@@ -161,6 +161,8 @@ func run() error {
 			}
 		}
 		if err := sec.run(b); err != nil {
+			// What was measured before is still worth printing.
+			b.report()
 			return fmt.Errorf("%s: %w", sec.name, err)
 		}
 	}
@@ -356,8 +358,9 @@ func (b *bench) concurrent() error {
 	rate := map[string]float64{}
 	conc := map[string][]lifecycle{}
 	cpu := map[string]float64{}
+	tasks := map[string]float64{}
 	for _, t := range b.both() {
-		before := nodeCPU()
+		before, forks := nodeCPU(), nodeForks()
 		var profiled chan error
 		if path := os.Getenv("BENCH_CPUPROFILE"); path != "" && t == b.berth {
 			profiled = make(chan error, 1)
@@ -370,6 +373,7 @@ func (b *bench) concurrent() error {
 			}
 		}
 		cpu[t.name] = ms(nodeCPU()-before) / n
+		tasks[t.name] = float64(nodeForks()-forks) / n
 		if err == nil {
 			err = t.removePods(pods, lcs, 8)
 		}
@@ -380,6 +384,7 @@ func (b *bench) concurrent() error {
 	}
 	b.add("8 at a time: pods to RUNNING per second (higher is better)", "/s", rate["berth"], rate["containerd"])
 	b.add("8 at a time: node CPU time per pod started", "ms", cpu["berth"], cpu["containerd"])
+	b.add("8 at a time: processes and threads created per pod started", "", tasks["berth"], tasks["containerd"])
 	b.add("8 at a time: time to RUNNING p50", "ms", ms(percentile(durations(conc["berth"], toRunning), 50)), ms(percentile(durations(conc["containerd"], toRunning), 50)))
 	b.add("8 at a time: time to RUNNING p90", "ms", ms(percentile(durations(conc["berth"], toRunning), 90)), ms(percentile(durations(conc["containerd"], toRunning), 90)))
 	return nil

@@ -263,6 +263,20 @@ func nodeCPU() time.Duration {
 	return time.Duration(ticks) * time.Second / 100 // USER_HZ is 100 on Linux
 }
 
+// nodeForks is the number of processes and threads the node has created since boot (the
+// "processes" line of /proc/stat): runc, shims, CNI plugins, infra processes and the threads of
+// each.
+func nodeForks() uint64 {
+	b, _ := os.ReadFile("/proc/stat")
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "processes "); ok {
+			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
 func allPids() []int {
 	entries, _ := os.ReadDir("/proc")
 	var out []int
