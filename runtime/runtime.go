@@ -79,7 +79,9 @@ type Runtime struct {
 	shim         ShimConfig
 	ownShims     bool
 	stats        statsCache
-	events       eventBus
+	// layerRefreshes bounds the writable layer measurements made aside from stats calls.
+	layerRefreshes chan struct{}
+	events         eventBus
 	// loaded is closed once Load has rebuilt the state; pod calls wait for it.
 	loaded chan struct{}
 	// userns says whether pods can have user namespaces of their own.
@@ -97,7 +99,7 @@ func New(client *containerd.Client, opts Options) *Runtime {
 		containers: newContainerStore(), images: opts.Images,
 		settings:    hostSettings(opts.CgroupDriver, opts.SeccompProfileRoot, opts.TolerateMissingHugetlb),
 		pauseBinary: opts.PauseBinary, cgroupDriver: opts.CgroupDriver, shim: opts.Shim,
-		ownShims: opts.OwnShims && opts.Shim.Binary != ""}
+		ownShims: opts.OwnShims && opts.Shim.Binary != "", layerRefreshes: make(chan struct{}, 2)}
 }
 
 // LoadInBackground calls Load until it succeeds (containerd may not answer yet) or ctx ends.

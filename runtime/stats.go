@@ -21,6 +21,8 @@ type statsCache struct {
 	mu     sync.Mutex
 	cpu    map[string]cpuReading
 	layers map[string]layerReading
+	// refreshing are the layers being measured again, aside from any stats call.
+	refreshing map[string]bool
 }
 
 type cpuReading struct {
@@ -55,6 +57,48 @@ func (s *statsCache) forget(key string) {
 	defer s.mu.Unlock()
 	delete(s.cpu, key)
 	delete(s.layers, key)
+	delete(s.refreshing, key)
+}
+
+// layer returns the reading of a container's writable layer, if there is one. refresh says that
+// it is older than layerUsageFor and that the caller is to measure it again (the one caller
+// until that is done: the others get the reading there is).
+func (s *statsCache) layer(id string, now time.Time) (reading layerReading, ok, refresh bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	reading, ok = s.layers[id]
+	if ok && now.Sub(reading.at) > layerUsageFor && !s.refreshing[id] {
+		if s.refreshing == nil {
+			s.refreshing = map[string]bool{}
+		}
+		s.refreshing[id] = true
+		refresh = true
+	}
+	return reading, ok, refresh
+}
+
+// setLayer records a first reading.
+func (s *statsCache) setLayer(id string, reading layerReading) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.layers == nil {
+		s.layers = map[string]layerReading{}
+	}
+	s.layers[id] = reading
+}
+
+// refreshed ends a refresh that layer asked for, with the new reading when measured is set. A
+// container forgotten meanwhile (removed) gets no reading back.
+func (s *statsCache) refreshed(id string, reading layerReading, measured bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.refreshing[id] {
+		return
+	}
+	delete(s.refreshing, id)
+	if measured {
+		s.layers[id] = reading
+	}
 }
 
 // ContainerStats returns the resource usage of a container.
@@ -135,24 +179,27 @@ func (r *Runtime) cpuMemorySwap(key string, now time.Time, u cgroupUsage) (*runt
 // writableLayer reports the bytes and inodes of a container's own snapshot (its writes), on the
 // file system the images live on.
 func (r *Runtime) writableLayer(ctx context.Context, id string) *runtimeapi.FilesystemUsage {
-	r.stats.mu.Lock()
-	prev, ok := r.stats.layers[id]
-	r.stats.mu.Unlock()
-	if !ok || time.Since(prev.at) > layerUsageFor {
-		usage, err := r.client.SnapshotService(snapshotter).Usage(ctx, id)
+	prev, ok, refresh := r.stats.layer(id, time.Now())
+	switch {
+	case !ok:
+		reading, err := r.measureLayer(ctx, id)
 		if err != nil {
-			if !errdefs.IsNotFound(err) {
-				r.log.Debug("no writable layer usage", "container", id, "error", err)
-			}
 			return nil
 		}
-		prev = layerReading{at: time.Now(), bytes: uint64(usage.Size), inodes: uint64(usage.Inodes)}
-		r.stats.mu.Lock()
-		if r.stats.layers == nil {
-			r.stats.layers = map[string]layerReading{}
-		}
-		r.stats.layers[id] = prev
-		r.stats.mu.Unlock()
+		r.stats.setLayer(id, reading)
+		prev = reading
+	case refresh:
+		// The caller gets the reading there is and the next one is measured aside: a stats call
+		// never waits for every container's layer to be walked (on a full node that made every
+		// tenth second's ListPodSandboxStats the slow one).
+		go func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			r.layerRefreshes <- struct{}{}
+			reading, err := r.measureLayer(ctx, id)
+			<-r.layerRefreshes
+			r.stats.refreshed(id, reading, err == nil)
+		}()
 	}
 	fs := &runtimeapi.FilesystemUsage{
 		Timestamp:  prev.at.UnixNano(),
@@ -163,6 +210,18 @@ func (r *Runtime) writableLayer(ctx context.Context, id string) *runtimeapi.File
 		fs.FsId = &runtimeapi.FilesystemIdentifier{Mountpoint: info.Mountpoint}
 	}
 	return fs
+}
+
+// measureLayer asks the snapshotter how much a container's writable layer holds (it walks it).
+func (r *Runtime) measureLayer(ctx context.Context, id string) (layerReading, error) {
+	usage, err := r.client.SnapshotService(snapshotter).Usage(ctx, id)
+	if err != nil {
+		if !errdefs.IsNotFound(err) {
+			r.log.Debug("no writable layer usage", "container", id, "error", err)
+		}
+		return layerReading{}, err
+	}
+	return layerReading{at: time.Now(), bytes: uint64(usage.Size), inodes: uint64(usage.Inodes)}, nil
 }
 
 // PodSandboxStats returns the resource usage of a pod: its cgroup's CPU, memory and processes,
