@@ -76,11 +76,6 @@ func (r *Runtime) prestartShim(ctx context.Context, sb *Sandbox) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	// The shim reads the group from the bundle's spec; nothing else of it.
-	spec, _ := json.Marshal(map[string]any{"annotations": map[string]string{groupAnnotation: sb.ID}})
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), spec, 0o600); err != nil {
-		return err
-	}
 	// The shim logs to the FIFO "log" of its directory and waits for a reader before it serves.
 	if err := r.openShimLog(sb, true); err != nil {
 		return err
@@ -99,10 +94,15 @@ func (r *Runtime) prestartShim(ctx context.Context, sb *Sandbox) error {
 }
 
 // Start runs the shim's start command for the group id, as containerd does, with dir as its
-// working directory: dir holds the bundle's config.json (the shim reads the group annotation
-// from it) and the FIFO "log", which the caller must be reading. It returns the address the
-// shim listens on once it serves. make bench times exactly this as the floor of a pod's shim.
+// working directory: Start writes the bundle's config.json there (the shim reads the group
+// annotation from it, nothing else), and dir holds the FIFO "log", which the caller must be
+// reading. It returns the address the shim listens on once it serves. make bench times exactly
+// this as the floor of a pod's shim.
 func (c ShimConfig) Start(ctx context.Context, id, dir string) (string, error) {
+	spec, _ := json.Marshal(map[string]any{"annotations": map[string]string{groupAnnotation: id}})
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), spec, 0o600); err != nil {
+		return "", err
+	}
 	cmd := exec.CommandContext(ctx, c.Binary,
 		"-namespace", Namespace, "-address", c.Address, "-publish-binary", c.ContainerdBinary,
 		"-id", id, "start")

@@ -150,10 +150,6 @@ func oneShim(dir string, shim runtime.ShimConfig, id string) (time.Duration, err
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return 0, err
 	}
-	spec, _ := json.Marshal(map[string]any{"annotations": map[string]string{"io.containerd.runc.v2.group": id}})
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), spec, 0o600); err != nil {
-		return 0, err
-	}
 	log, err := fifo.OpenFifo(context.Background(), filepath.Join(dir, "log"), unix.O_RDONLY|unix.O_CREAT|unix.O_NONBLOCK, 0o700)
 	if err != nil {
 		return 0, err

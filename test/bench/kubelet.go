@@ -164,7 +164,6 @@ func (b *bench) kubeletRun(api *daemon.APIServer, t *target, idle time.Duration)
 	if _, err := w.wait(ctx, nodePods); err != nil {
 		return r, err
 	}
-	w.stop()
 	time.Sleep(10 * time.Second) // the last pods' first probes and stats
 	r.nodeMemPerPod = float64(int64(memBefore)-int64(memAvailable())) / nodePods
 	_, total := t.processRSS()
