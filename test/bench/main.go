@@ -2,8 +2,8 @@
 // the same containerd and runc, the same images from the same loopback registry, driven through
 // the same CRI client. It prints each figure for both with the ratio berth/containerd, and writes
 // them as JSON (BENCH_JSON, default bin/bench.json). It asserts nothing: tests do that.
-// BENCH_CPUPROFILE=file saves a CPU profile of berthd while it starts pods 8 at a time (for
-// go tool pprof).
+// BENCH_CPUPROFILE=file saves a CPU profile of berthd while it starts pods 8 at a time, and
+// BENCH_HEAPPROFILE=file its heap profile with 30 running pods (for go tool pprof).
 //
 // Figures: berthd cold start to first answered Version; the cold pull of a 3-layer image; pod
 // lifecycle one at a time (30 pods) and 8 at a time (80 pods, with the node CPU time it took);
@@ -307,6 +307,7 @@ func mib(v float64) float64 { return v / (1 << 20) }
 func (b *bench) steady() error {
 	type steady struct {
 		perPodNode, perPodProcs, daemons float64
+		perPodProcsAnon, daemonsAnon     float64
 		exec                             []time.Duration
 		listC, listP                     []time.Duration
 	}
@@ -322,9 +323,17 @@ func (b *bench) steady() error {
 		time.Sleep(2 * time.Second) // let the shims settle
 		after := memAvailable()
 		daemons, total := t.processRSS()
+		daemonsAnon, totalAnon := t.processAnon()
 		s.perPodNode = float64(int64(before)-int64(after)) / 30
 		s.perPodProcs = float64(total-daemons) / 30
 		s.daemons = float64(daemons)
+		s.perPodProcsAnon = float64(totalAnon-daemonsAnon) / 30
+		s.daemonsAnon = float64(daemonsAnon)
+		if path := os.Getenv("BENCH_HEAPPROFILE"); path != "" && t == b.berth {
+			if err := heapProfile(b.debugAddr, path); err != nil {
+				fmt.Fprintln(os.Stderr, "bench: heap profile:", err)
+			}
+		}
 		if s.exec, err = t.execSyncs(pods[0].container, 200); err != nil {
 			return fmt.Errorf("%s: ExecSync: %w", t.name, err)
 		}
@@ -344,6 +353,8 @@ func (b *bench) steady() error {
 	b.add("node memory per running pod (MemAvailable)", "MiB", mib(st["berth"].perPodNode), mib(st["containerd"].perPodNode))
 	b.add("shims + infra RSS per running pod", "MiB", mib(st["berth"].perPodProcs), mib(st["containerd"].perPodProcs))
 	b.add("daemon RSS with 30 pods (berthd+containerd)", "MiB", mib(st["berth"].daemons), mib(st["containerd"].daemons))
+	b.add("shims + infra anonymous memory per running pod (RssAnon)", "MiB", mib(st["berth"].perPodProcsAnon), mib(st["containerd"].perPodProcsAnon))
+	b.add("daemon anonymous memory with 30 pods (RssAnon)", "MiB", mib(st["berth"].daemonsAnon), mib(st["containerd"].daemonsAnon))
 	b.add("ExecSync `true` p50", "ms", ms(percentile(st["berth"].exec, 50)), ms(percentile(st["containerd"].exec, 50)))
 	b.add("ExecSync `true` p99", "ms", ms(percentile(st["berth"].exec, 99)), ms(percentile(st["containerd"].exec, 99)))
 	b.add("ListContainers, 100 pods, p50", "ms", ms(percentile(st["berth"].listC, 50)), ms(percentile(st["containerd"].listC, 50)))
@@ -562,7 +573,16 @@ func freeAddress() (string, error) {
 
 // cpuProfile saves a CPU profile of berthd (its /debug/pprof/ on addr) taken for d to path.
 func cpuProfile(addr, path string, d time.Duration) error {
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())))
+	return saveProfile(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())), path)
+}
+
+// heapProfile saves berthd's heap profile to path.
+func heapProfile(addr, path string) error {
+	return saveProfile(fmt.Sprintf("http://%s/debug/pprof/heap", addr), path)
+}
+
+func saveProfile(url, path string) error {
+	resp, err := http.Get(url)
 	if err != nil {
 		return err
 	}

@@ -243,6 +243,18 @@ func (t *target) processRSS() (daemons, total uint64) {
 	return daemons, total
 }
 
+// processAnon is processRSS for anonymous memory only: what the processes own, without the
+// pages of their executables, which the page cache holds once however many map them.
+func (t *target) processAnon() (daemons, total uint64) {
+	for _, pid := range t.daemons() {
+		daemons += rssAnon(pid)
+	}
+	for _, pid := range t.processes() {
+		total += rssAnon(pid)
+	}
+	return daemons, total
+}
+
 // nodeCPU is the CPU time the whole node has spent busy (user, nice, system, irq, softirq,
 // steal) since boot: what starting pods costs, runtime, shims, runc and CNI plugins included.
 func nodeCPU() time.Duration {
@@ -305,9 +317,10 @@ func statusField(pid int, field string) uint64 {
 	return 0
 }
 
-func rss(pid int) uint64   { return statusField(pid, "VmRSS") << 10 }
-func ppid(pid int) int     { return int(statusField(pid, "PPid")) }
-func memAvailable() uint64 { return meminfo("MemAvailable") }
+func rss(pid int) uint64     { return statusField(pid, "VmRSS") << 10 }
+func rssAnon(pid int) uint64 { return statusField(pid, "RssAnon") << 10 }
+func ppid(pid int) int       { return int(statusField(pid, "PPid")) }
+func memAvailable() uint64   { return meminfo("MemAvailable") }
 
 func meminfo(field string) uint64 {
 	b, _ := os.ReadFile("/proc/meminfo")
