@@ -25,6 +25,9 @@ const (
 // entries (the value containerd's CRI uses, 16 KiB).
 const DefaultMaxLine = 16 * 1024
 
+// firstRead is the size of the read that waits for a stream's first output.
+const firstRead = 512
+
 // timestampFormat is RFC 3339 with fixed-width nanoseconds, so entries line up.
 const timestampFormat = "2006-01-02T15:04:05.000000000Z07:00"
 
@@ -136,7 +139,17 @@ func (l *File) Copy(stream string, r io.Reader, maxLine int) error {
 	if maxLine <= 0 {
 		maxLine = DefaultMaxLine
 	}
-	br := bufio.NewReaderSize(r, maxLine)
+	// The line buffer is made on the stream's first output: most containers of a node write
+	// little or nothing, and an idle stream then costs a parked goroutine, not maxLine bytes.
+	first := make([]byte, firstRead)
+	n, err := r.Read(first)
+	if n == 0 && err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, os.ErrClosed) {
+			return nil
+		}
+		return err
+	}
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(first[:n]), r), maxLine)
 	var firstErr error
 	keep := func(err error) {
 		if err != nil && firstErr == nil {

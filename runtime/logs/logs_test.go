@@ -4,9 +4,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -51,6 +53,45 @@ func TestCopy(t *testing.T) {
 				t.Errorf("log =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(test.want, "\n"))
 			}
 		})
+	}
+}
+
+// A stream that is read in small pieces (a pipe) gives the same entries as one read whole.
+func TestCopyOfASlowStream(t *testing.T) {
+	const ts = "2026-11-22T10:00:00.000000005Z"
+	in := "first\n" + strings.Repeat("y", 700) + "\nlast"
+	want := []string{ts + " stdout F first", ts + " stdout F " + strings.Repeat("y", 700), ts + " stdout P last"}
+	dir := t.TempDir()
+	l, err := Open(dir, "c.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.now = fixedClock
+	if err := l.Copy(Stdout, iotest.OneByteReader(strings.NewReader(in)), 0); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	b, _ := os.ReadFile(filepath.Join(dir, "c.log"))
+	if got := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n"); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("log =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A stream that never writes costs no line buffer: a node's idle containers hold none.
+func TestCopyOfASilentStreamHoldsNoLineBuffer(t *testing.T) {
+	l, err := Open(t.TempDir(), "c.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := l.Copy(Stdout, strings.NewReader(""), 0); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n >= DefaultMaxLine {
+		t.Errorf("copying a silent stream allocated %d bytes, want less than a line buffer (%d)", n, DefaultMaxLine)
 	}
 }
 
