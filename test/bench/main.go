@@ -3,7 +3,8 @@
 // the same CRI client. It prints each figure for both with the ratio berth/containerd, and writes
 // them as JSON (BENCH_JSON, default bin/bench.json). It asserts nothing: tests do that.
 // BENCH_CPUPROFILE=file saves a CPU profile of berthd while it starts pods 8 at a time, and
-// BENCH_HEAPPROFILE=file its heap profile with 30 running pods (for go tool pprof).
+// BENCH_HEAPPROFILE=file its heap profile with 30 running pods (for go tool pprof);
+// BENCH_BERTHD_LOG=file keeps berthd's (debug) log.
 //
 // Figures: berthd cold start to first answered Version; the cold pull of a 3-layer image; pod
 // lifecycle one at a time (30 pods) and 8 at a time (80 pods, with the node CPU time it took);
@@ -130,6 +131,9 @@ func run() error {
 		return err
 	}
 	defer d.Cleanup()
+	if path := os.Getenv("BENCH_BERTHD_LOG"); path != "" {
+		defer func() { os.WriteFile(path, []byte(d.Logs()), 0o644) }()
+	}
 	b.d = d
 	berthStart := time.Since(start)
 	start = time.Now()
@@ -185,33 +189,53 @@ func (b *bench) pullWorkloadImages() error {
 	return nil
 }
 
-// pulls: cold pulls of a 3- and a 10-layer image, and of four different images at once.
+// pulls: cold pulls of a 3- and a 10-layer image, and of four different images at once. The two
+// runtimes take turns, round by round (which goes first alternates), so that the VM's drift
+// over a minute falls on both alike.
 func (b *bench) pulls() error {
 	const pulls = 10
 	for _, layers := range []int{3, 10} {
 		ref := images.BenchPullLayers[layers]
-		bp, err := coldPulls(b.berth.is, ref, pulls)
+		took, err := b.inTurns(pulls, func(t *target) ([]time.Duration, error) {
+			d, err := coldPull(t.is, ref)
+			return []time.Duration{d}, err
+		})
 		if err != nil {
-			return fmt.Errorf("berth: %w", err)
+			return err
 		}
-		cp, err := coldPulls(b.ctrd.is, ref, pulls)
-		if err != nil {
-			return fmt.Errorf("containerd: %w", err)
-		}
+		bp, cp := took["berth"], took["containerd"]
 		b.add(fmt.Sprintf("cold pull of a %d-layer image, p50", layers), "ms", ms(percentile(bp, 50)), ms(percentile(cp, 50)))
 		b.add(fmt.Sprintf("cold pull of a %d-layer image, max", layers), "ms", ms(percentile(bp, 100)), ms(percentile(cp, 100)))
 	}
 	const rounds = 5
-	bp, err := concurrentPulls(b.berth.is, images.BenchConcurrentPulls, rounds)
+	took, err := b.inTurns(rounds, func(t *target) ([]time.Duration, error) {
+		return concurrentPulls(t.is, images.BenchConcurrentPulls)
+	})
 	if err != nil {
-		return fmt.Errorf("berth: %w", err)
+		return err
 	}
-	cp, err := concurrentPulls(b.ctrd.is, images.BenchConcurrentPulls, rounds)
-	if err != nil {
-		return fmt.Errorf("containerd: %w", err)
-	}
-	b.add(fmt.Sprintf("cold pulls of %d different images at once, per image p50", len(images.BenchConcurrentPulls)), "ms", ms(percentile(bp, 50)), ms(percentile(cp, 50)))
+	b.add(fmt.Sprintf("cold pulls of %d different images at once, per image p50", len(images.BenchConcurrentPulls)), "ms", ms(percentile(took["berth"], 50)), ms(percentile(took["containerd"], 50)))
 	return nil
+}
+
+// inTurns runs measure rounds times for each runtime, the runtimes taking turns, and returns
+// what it measured by runtime name.
+func (b *bench) inTurns(rounds int, measure func(*target) ([]time.Duration, error)) (map[string][]time.Duration, error) {
+	out := map[string][]time.Duration{}
+	for i := range rounds {
+		order := b.both()
+		if i%2 == 1 {
+			order[0], order[1] = order[1], order[0]
+		}
+		for _, t := range order {
+			d, err := measure(t)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", t.name, err)
+			}
+			out[t.name] = append(out[t.name], d...)
+		}
+	}
+	return out, nil
 }
 
 func toRunning(l lifecycle) time.Duration { return l.toRunning }
@@ -447,41 +471,23 @@ func (b *bench) report() error {
 	return nil
 }
 
-// coldPulls pulls ref n times, removing it after each pull so that every pull fetches and
-// unpacks all of it.
-func coldPulls(is runtimeapi.ImageServiceClient, ref string, n int) ([]time.Duration, error) {
-	var out []time.Duration
-	for range n {
-		d, err := coldPull(is, ref)
-		if err != nil {
+// concurrentPulls pulls every image of refs at once and returns each pull's time.
+func concurrentPulls(is runtimeapi.ImageServiceClient, refs []string) ([]time.Duration, error) {
+	took := make([]time.Duration, len(refs))
+	errs := make(chan error, len(refs))
+	for i, ref := range refs {
+		go func() {
+			var err error
+			took[i], err = coldPull(is, ref)
+			errs <- err
+		}()
+	}
+	for range refs {
+		if err := <-errs; err != nil {
 			return nil, err
 		}
-		out = append(out, d)
 	}
-	return out, nil
-}
-
-// concurrentPulls pulls every image of refs at once, rounds times, and returns each pull's time.
-func concurrentPulls(is runtimeapi.ImageServiceClient, refs []string, rounds int) ([]time.Duration, error) {
-	var out []time.Duration
-	for range rounds {
-		took := make([]time.Duration, len(refs))
-		errs := make(chan error, len(refs))
-		for i, ref := range refs {
-			go func() {
-				var err error
-				took[i], err = coldPull(is, ref)
-				errs <- err
-			}()
-		}
-		for range refs {
-			if err := <-errs; err != nil {
-				return nil, err
-			}
-		}
-		out = append(out, took...)
-	}
-	return out, nil
+	return took, nil
 }
 
 // coldPull times the pull of ref, then removes it.
