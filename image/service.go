@@ -134,6 +134,32 @@ func (s *Service) Get(ctx context.Context, ref string) (*Image, error) {
 	return nil, fmt.Errorf("image %q: %w", ref, errdefs.ErrNotFound)
 }
 
+// Lookup is Get for a container: the image ref names, from the one record it names, without
+// the image's other names (RepoTags and RepoDigests are left empty), so that creating a
+// container does not list every image of the node. A ref with no record of its own (a short
+// or unusual id, a record whose content is gone) takes Get's way.
+func (s *Service) Lookup(ctx context.Context, ref string) (*Image, error) {
+	name := ref
+	if id, ok := asID(ref); ok {
+		name = id.String()
+	} else {
+		named, err := Normalize(ref)
+		if err != nil {
+			return nil, err
+		}
+		name = named.String()
+	}
+	rec, err := s.client.ImageService().Get(ctx, name)
+	if err != nil {
+		return s.Get(ctx, ref)
+	}
+	f, err := s.factsOf(ctx, rec.Target)
+	if err != nil {
+		return s.Get(ctx, ref)
+	}
+	return &Image{ID: f.configDigest, Size: f.size, Config: f.config, Pinned: rec.Labels[pinnedLabel] == "pinned"}, nil
+}
+
 // all groups containerd's image records by the config they lead to.
 func (s *Service) all(ctx context.Context) (map[digest.Digest]*Image, error) {
 	records, err := s.client.ImageService().List(ctx)

@@ -49,7 +49,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	if pod.State != SandboxReady {
 		return "", fmt.Errorf("pod sandbox %s is not ready: %w", sb.ID, errdefs.ErrFailedPrecondition)
 	}
-	img, err := r.images.Get(ctx, cfg.GetImage().GetImage())
+	img, err := r.images.Lookup(ctx, cfg.GetImage().GetImage())
 	if errdefs.IsNotFound(err) {
 		return "", fmt.Errorf("image %q is not on this node; pull it first: %w", cfg.GetImage().GetImage(), errdefs.ErrNotFound)
 	}
@@ -178,34 +178,42 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 }
 
 // prepareSnapshot makes the container's writable layer on top of the image's, unpacking the
-// image first if it was pulled without being unpacked.
+// image first if it was pulled without being unpacked. The image's layers are named by the
+// diff ids of its config, which the image service has already read: a pulled image costs
+// the one Prepare call, and only an image that is not unpacked is read again.
 // For a pod with a user namespace of its own (uids, gids: its mappings), the snapshotter mounts
 // the image's layers idmapped, so that the pod's root owns what the node's root owns in them.
 func (r *Runtime) prepareSnapshot(ctx context.Context, id string, img *image.Image, uids, gids []specs.LinuxIDMapping) ([]mount.Mount, error) {
-	cimg, err := r.client.GetImage(ctx, img.ID.String())
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", img.ID, err)
-	}
-	if ok, err := cimg.IsUnpacked(ctx, snapshotter); err != nil {
-		return nil, err
-	} else if !ok {
-		if err := cimg.Unpack(ctx, snapshotter); err != nil {
-			return nil, fmt.Errorf("unpack image %s: %w", img.ID, err)
-		}
-	}
-	diffIDs, err := cimg.RootFS(ctx)
-	if err != nil {
-		return nil, err
-	}
 	var opts []snapshots.Opt
 	if len(uids) > 0 {
 		opts = append(opts, containerd.WithUserNSRemapperLabels(uids, gids))
 	}
-	mounts, err := r.client.SnapshotService(snapshotter).Prepare(ctx, id, identity.ChainID(diffIDs).String(), opts...)
+	parent := identity.ChainID(img.Config.RootFS.DiffIDs).String()
+	sn := r.client.SnapshotService(snapshotter)
+	mounts, err := sn.Prepare(ctx, id, parent, opts...)
+	if errdefs.IsNotFound(err) {
+		// The image's top layer is not there: unpack the image, then try again.
+		if uerr := r.unpack(ctx, img); uerr != nil {
+			return nil, uerr
+		}
+		mounts, err = sn.Prepare(ctx, id, parent, opts...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("prepare the root file system of container %s: %w", id, err)
 	}
 	return mounts, nil
+}
+
+// unpack unpacks img into the snapshotter.
+func (r *Runtime) unpack(ctx context.Context, img *image.Image) error {
+	cimg, err := r.client.GetImage(ctx, img.ID.String())
+	if err != nil {
+		return fmt.Errorf("image %s: %w", img.ID, err)
+	}
+	if err := cimg.Unpack(ctx, snapshotter); err != nil {
+		return fmt.Errorf("unpack image %s: %w", img.ID, err)
+	}
+	return nil
 }
 
 // readImageFile reads a small file of an image's root file system, "" when absent. Symlinks are

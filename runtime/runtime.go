@@ -54,7 +54,9 @@ type Options struct {
 
 // Images is what the runtime needs of the image service.
 type Images interface {
-	Get(ctx context.Context, ref string) (*image.Image, error)
+	// Lookup returns the image ref names (id, tag or digest reference) with its config; an
+	// image that is not there is errdefs.ErrNotFound.
+	Lookup(ctx context.Context, ref string) (*image.Image, error)
 	FsInfo(ctx context.Context) (image.FsUsage, error)
 }
 

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/opencontainers/image-spec/identity"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -475,5 +477,66 @@ func TestPodShimShutdownDuringACreate(t *testing.T) {
 		if st := e.status(t, next); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 			t.Fatalf("pod %d: the next container is %v", i, st.State)
 		}
+	}
+}
+
+// CreateContainer finds its image by every name the image service answers to, and names the
+// image it used by id in the container's status, whichever name it was given.
+func TestCreateContainerFindsTheImageByAnyName(t *testing.T) {
+	e := newContainerEnv(t, "image-names")
+	img := imageStatus(t, e.d.Image, busyboxRef)
+	if img == nil || len(img.RepoDigests) != 1 {
+		t.Fatalf("ImageStatus(%s) = %v, want the image with one repo digest", busyboxRef, img)
+	}
+	for i, ref := range []string{
+		busyboxRef,
+		img.Id,
+		strings.TrimPrefix(img.Id, "sha256:"),
+		img.RepoDigests[0],
+	} {
+		id := e.create(t, fmt.Sprintf("c%d", i), func(c *runtimeapi.ContainerConfig) { c.Image.Image = ref })
+		if got := e.status(t, id).GetImageRef(); got != img.Id {
+			t.Errorf("container of image %q: image ref %q, want %q", ref, got, img.Id)
+		}
+	}
+	_, err := e.d.Runtime.CreateContainer(ctx(t), &runtimeapi.CreateContainerRequest{PodSandboxId: e.pod, SandboxConfig: e.podCfg,
+		Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "missing"}, Image: &runtimeapi.ImageSpec{Image: "registry.k8s.io/not-pulled:1"}, Command: []string{"true"}}})
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("CreateContainer of an image not on the node: %v, want NotFound", err)
+	}
+}
+
+// An image whose layers are not unpacked (removed behind berth's back, or pulled by another
+// client without unpacking) is unpacked by the CreateContainer that needs it.
+func TestCreateContainerUnpacksTheImageWhenItIsNot(t *testing.T) {
+	e := newContainerEnv(t, "unpack")
+	client, err := containerd.New(filepath.Join(e.d.State, "containerd", "containerd.sock"), containerd.WithDefaultNamespace("berth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	img, err := client.GetImage(ctx(t), busyboxRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffIDs, err := img.RootFS(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn := client.SnapshotService("overlayfs")
+	for i := len(diffIDs); i > 0; i-- {
+		if err := sn.Remove(ctx(t), identity.ChainID(diffIDs[:i]).String()); err != nil {
+			t.Fatalf("remove layer snapshot %d of %s: %v", i, busyboxRef, err)
+		}
+	}
+	if ok, err := img.IsUnpacked(ctx(t), "overlayfs"); err != nil || ok {
+		t.Fatalf("image unpacked after its snapshots were removed: %v, %v", ok, err)
+	}
+	id := e.run(t, "app", nil)
+	if st := e.status(t, id); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("container of the image that was not unpacked: %v, want running", st.State)
+	}
+	if ok, err := img.IsUnpacked(ctx(t), "overlayfs"); err != nil || !ok {
+		t.Errorf("image not unpacked after CreateContainer: %v, %v", ok, err)
 	}
 }
