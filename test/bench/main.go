@@ -394,8 +394,9 @@ func (b *bench) concurrent() error {
 	conc := map[string][]lifecycle{}
 	cpu := map[string]float64{}
 	tasks := map[string]float64{}
+	daemonCPU := map[string]float64{}
 	for _, t := range b.both() {
-		before, forks := nodeCPU(), nodeForks()
+		before, forks, daemonsBefore := nodeCPU(), nodeForks(), t.daemonCPU()
 		var profiled chan error
 		if path := os.Getenv("BENCH_CPUPROFILE"); path != "" && t == b.berth {
 			profiled = make(chan error, 1)
@@ -408,6 +409,7 @@ func (b *bench) concurrent() error {
 			}
 		}
 		cpu[t.name] = ms(nodeCPU()-before) / n
+		daemonCPU[t.name] = ms(t.daemonCPU()-daemonsBefore) / n
 		tasks[t.name] = float64(nodeForks()-forks) / n
 		if err == nil {
 			err = t.removePods(pods, lcs, 8)
@@ -419,6 +421,7 @@ func (b *bench) concurrent() error {
 	}
 	b.add("8 at a time: pods to RUNNING per second (higher is better)", "/s", rate["berth"], rate["containerd"])
 	b.add("8 at a time: node CPU time per pod started", "ms", cpu["berth"], cpu["containerd"])
+	b.add("8 at a time: daemon CPU time per pod started (berthd+containerd)", "ms", daemonCPU["berth"], daemonCPU["containerd"])
 	b.add("8 at a time: processes and threads created per pod started", "", tasks["berth"], tasks["containerd"])
 	b.add("8 at a time: time to RUNNING p50", "ms", ms(percentile(durations(conc["berth"], toRunning), 50)), ms(percentile(durations(conc["containerd"], toRunning), 50)))
 	b.add("8 at a time: time to RUNNING p90", "ms", ms(percentile(durations(conc["berth"], toRunning), 90)), ms(percentile(durations(conc["containerd"], toRunning), 90)))

@@ -390,9 +390,14 @@ func (t *target) loadRound(n int) (wall time.Duration, peakDaemons, peakTotal ui
 
 // processCPU is the CPU time the runtime's daemons, shims and infra processes have spent
 // themselves (not their children: runc and CNI plugins, the same for both runtimes).
-func (t *target) processCPU() time.Duration {
+func (t *target) processCPU() time.Duration { return cpuOf(t.processes()) }
+
+// daemonCPU is the CPU time the runtime's daemons have spent themselves.
+func (t *target) daemonCPU() time.Duration { return cpuOf(t.daemons()) }
+
+func cpuOf(pids []int) time.Duration {
 	var ticks uint64
-	for _, pid := range t.processes() {
+	for _, pid := range pids {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil {
 			continue
