@@ -348,6 +348,11 @@ func (b *bench) steady() error {
 		after := memAvailable()
 		daemons, total := t.processRSS()
 		daemonsAnon, totalAnon := t.processAnon()
+		for _, pid := range t.daemons() {
+			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+			fmt.Fprintf(os.Stderr, "bench: %s with 30 pods: %s RSS %.1f MiB, anonymous %.1f MiB\n",
+				t.name, strings.TrimSpace(string(comm)), mib(float64(rss(pid))), mib(float64(rssAnon(pid))))
+		}
 		s.perPodNode = float64(int64(before)-int64(after)) / 30
 		s.perPodProcs = float64(total-daemons) / 30
 		s.daemons = float64(daemons)
