@@ -590,9 +590,13 @@ func cpuProfile(addr, path string, d time.Duration) error {
 	return saveProfile(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())), path)
 }
 
-// heapProfile saves berthd's heap profile to path.
+// heapProfile saves berthd's heap profile to path, and the same as text with the Go runtime's
+// memory statistics to path.txt.
 func heapProfile(addr, path string) error {
-	return saveProfile(fmt.Sprintf("http://%s/debug/pprof/heap", addr), path)
+	if err := saveProfile(fmt.Sprintf("http://%s/debug/pprof/heap", addr), path); err != nil {
+		return err
+	}
+	return saveProfile(fmt.Sprintf("http://%s/debug/pprof/heap?debug=1", addr), path+".txt")
 }
 
 func saveProfile(url, path string) error {
