@@ -233,24 +233,20 @@ func (t *target) processes() []int {
 }
 
 // processRSS sums the resident memory of the runtime's daemons, and of all its processes.
-func (t *target) processRSS() (daemons, total uint64) {
-	for _, pid := range t.daemons() {
-		daemons += rss(pid)
-	}
-	for _, pid := range t.processes() {
-		total += rss(pid)
-	}
-	return daemons, total
-}
+func (t *target) processRSS() (daemons, total uint64) { return t.processMemory(rss) }
 
 // processAnon is processRSS for anonymous memory only: what the processes own, without the
 // pages of their executables, which the page cache holds once however many map them.
-func (t *target) processAnon() (daemons, total uint64) {
+func (t *target) processAnon() (daemons, total uint64) { return t.processMemory(rssAnon) }
+
+// processMemory sums of (a process's memory figure) over the runtime's daemons, and over all
+// its processes.
+func (t *target) processMemory(of func(pid int) uint64) (daemons, total uint64) {
 	for _, pid := range t.daemons() {
-		daemons += rssAnon(pid)
+		daemons += of(pid)
 	}
 	for _, pid := range t.processes() {
-		total += rssAnon(pid)
+		total += of(pid)
 	}
 	return daemons, total
 }
