@@ -139,7 +139,7 @@ func (s *Service) Get(ctx context.Context, ref string) (*Image, error) {
 // container does not list every image of the node. A ref with no record of its own (a short
 // or unusual id, a record whose content is gone) takes Get's way.
 func (s *Service) Lookup(ctx context.Context, ref string) (*Image, error) {
-	name := ref
+	var name string
 	if id, ok := asID(ref); ok {
 		name = id.String()
 	} else {
