@@ -474,7 +474,15 @@ func TestSharedPIDNamespaceRunsAnInfraProcess(t *testing.T) {
 	if err := json.Unmarshal([]byte(resp.Info["info"]), &info); err != nil || info.Pid == 0 {
 		t.Fatalf("verbose status has no infra pid: %v %v", resp.Info, err)
 	}
-	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", info.Pid))
+	// runc start returns once the process is let go, before its execve is done: for that moment
+	// its command line reads empty (or as runc's). The pid is the pod's PID 1 either way.
+	var cmdline []byte
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		cmdline, _ = os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", info.Pid))
+		if string(cmdline) == "/pause\x00" || time.Now().After(deadline) {
+			break
+		}
+	}
 	if string(cmdline) != "/pause\x00" {
 		t.Errorf("infra process runs %q, want /pause", cmdline)
 	}
