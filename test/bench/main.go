@@ -402,6 +402,10 @@ func (b *bench) concurrent() error {
 	daemonCPU := map[string]float64{}
 	for _, t := range b.both() {
 		before, forks, daemonsBefore := nodeCPU(), nodeForks(), t.daemonCPU()
+		each := map[int]time.Duration{}
+		for _, pid := range t.daemons() {
+			each[pid] = cpuOf([]int{pid})
+		}
 		var profiled chan error
 		if path := os.Getenv("BENCH_CPUPROFILE"); path != "" && t == b.berth {
 			profiled = make(chan error, 1)
@@ -415,6 +419,11 @@ func (b *bench) concurrent() error {
 		}
 		cpu[t.name] = ms(nodeCPU()-before) / n
 		daemonCPU[t.name] = ms(t.daemonCPU()-daemonsBefore) / n
+		for pid, was := range each {
+			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+			fmt.Fprintf(os.Stderr, "bench: %s 8 at a time: %s CPU %.1f ms per pod\n",
+				t.name, strings.TrimSpace(string(comm)), ms(cpuOf([]int{pid})-was)/n)
+		}
 		tasks[t.name] = float64(nodeForks()-forks) / n
 		if err == nil {
 			err = t.removePods(pods, lcs, 8)

@@ -429,3 +429,26 @@ func TestRemoveImageInUseIsRefused(t *testing.T) {
 		t.Fatalf("RemoveImage once unused: %v", err)
 	}
 }
+
+// TestLayerDeletionsApply: a layer's whiteout and opaque directory hide what the layers below it
+// added, however the layers were unpacked (the managed containerd applies them side by side).
+func TestLayerDeletionsApply(t *testing.T) {
+	e := newContainerEnv(t, "whiteouts")
+	mustPull(t, e.d.Image, images.WhiteoutsRef)
+	script := `for f in /data/kept /data/late /opaque/new; do [ -e $f ] || echo "missing $f"; done
+for f in /data/gone /opaque/old /opaque/sub; do [ -e $f ] && echo "present $f"; done; true`
+	id := e.run(t, "view", func(c *runtimeapi.ContainerConfig) {
+		c.Image = &runtimeapi.ImageSpec{Image: images.WhiteoutsRef}
+		c.Command = []string{"sh", "-c", script}
+	})
+	if st := e.waitExit(t, id); st.ExitCode != 0 {
+		t.Fatalf("exit code %d", st.ExitCode)
+	}
+	var out []string
+	for _, en := range logEntries(t, filepath.Join(e.logDir, "view.log")) {
+		out = append(out, en[2])
+	}
+	if len(out) != 0 {
+		t.Errorf("the container's root file system: %q", out)
+	}
+}

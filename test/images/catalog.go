@@ -69,6 +69,25 @@ func Catalog(src Sources) (map[string]v1.Image, error) {
 		criTools + "test-image-user-username-group:latest": {user("www-data:users"), []v1.Layer{b.base}},
 		criTools + "test-image-predefined-group:latest":    {user("1000"), []v1.Layer{b.base, b.predefinedGroup}},
 	}
+	// Files a later layer deletes (a whiteout) or hides (an opaque directory): with layers
+	// unpacked side by side (the managed containerd's max_concurrent_unpacks), each layer's
+	// deletions must still apply to the layers below it.
+	added, err := layer(file("data/gone", 0o644, []byte("gone\n")), file("data/kept", 0o644, []byte("kept\n")),
+		file("opaque/old", 0o644, []byte("old\n")), file("opaque/sub/x", 0o644, []byte("x\n")))
+	if err != nil {
+		return nil, err
+	}
+	deleted, err := layer(file("data/.wh.gone", 0o644, nil), file("opaque/.wh..wh..opq", 0o644, nil),
+		file("opaque/new", 0o644, []byte("new\n")))
+	if err != nil {
+		return nil, err
+	}
+	late, err := layer(file("data/late", 0o644, []byte("late\n")))
+	if err != nil {
+		return nil, err
+	}
+	specs[WhiteoutsRef] = spec{shell, []v1.Layer{b.base, added, deleted, late}}
+
 	// Images that differ only in a file named after them, as cri-tools' image-test Dockerfile;
 	// test-image-tags has three tags of one image.
 	for _, name := range []string{"test-image-latest:latest", "test-image-tag:test", "test-image-tag:all",
@@ -104,6 +123,11 @@ func Catalog(src Sources) (map[string]v1.Image, error) {
 	}
 	return c, nil
 }
+
+// WhiteoutsRef is an image whose third layer deletes a file and empties a directory of its second:
+// a container of it sees /data/kept, /data/late and /opaque/new, and no /data/gone, /opaque/old or
+// /opaque/sub.
+const WhiteoutsRef = "docker.io/berth/whiteouts:1"
 
 // Refs returns the catalog's references, sorted.
 func Refs(c map[string]v1.Image) []string { return slices.Sorted(maps.Keys(c)) }
