@@ -94,16 +94,23 @@ if ! grep -q "github.com/containerd/containerd/v2 $CONTAINERD_VERSION\$" "$engin
 	exit 1
 fi
 # The stamp names the version and the plugin list (main.go, go.sum): an edit of either rebuilds.
-engine_stamp="$CONTAINERD_VERSION +berth-$(cat "$engine_module/main.go" "$engine_module/go.sum" | sha256sum | cut -c1-12)"
+engine_stamp="$CONTAINERD_VERSION +grpcnotrace +berth-$(cat "$engine_module/main.go" "$engine_module/go.sum" | sha256sum | cut -c1-12)"
 if ! fresh "$BERTH_BIN_DIR" containerd "$engine_stamp"; then
 	log "building berth's containerd (engine/containerd, containerd $CONTAINERD_VERSION)"
-	(cd "$engine_module" && go build -trimpath \
+	# grpcnotrace: containerd never turns gRPC's request tracing on; without the tag its code
+	# (golang.org/x/net/trace) is linked in all the same.
+	(cd "$engine_module" && go build -trimpath -tags grpcnotrace \
 		-ldflags "-s -w $(ldflags_for github.com/containerd/containerd/v2 "$CONTAINERD_VERSION")" \
 		-o "$BERTH_BIN_DIR/containerd" .)
 	stamp "$BERTH_BIN_DIR" containerd "$engine_stamp"
 fi
-build_module github.com/containerd/containerd/v2 "$CONTAINERD_VERSION" "$BERTH_BIN_DIR" "" \
-	./cmd/containerd:containerd-cri ./cmd/containerd-shim-runc-v2:containerd-shim-runc-v2 ./cmd/ctr:ctr
+# Built with the tags of containerd's own release (its Makefile's GO_BUILDTAGS and, for the shim,
+# SHIM_GO_BUILDTAGS): without no_grpc the shim carries the gRPC service code it never serves
+# (14.5 MB against 8.2), and a shim runs beside every pod.
+build_module github.com/containerd/containerd/v2 "$CONTAINERD_VERSION" "$BERTH_BIN_DIR" "urfave_cli_no_docs" \
+	./cmd/containerd:containerd-cri ./cmd/ctr:ctr
+build_module github.com/containerd/containerd/v2 "$CONTAINERD_VERSION" "$BERTH_BIN_DIR" "urfave_cli_no_docs no_grpc" \
+	./cmd/containerd-shim-runc-v2:containerd-shim-runc-v2
 
 build_module github.com/opencontainers/runc "$RUNC_VERSION" "$BERTH_BIN_DIR" "seccomp urfave_cli_no_docs" .:runc
 

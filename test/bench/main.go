@@ -208,13 +208,27 @@ func (b *bench) pulls() error {
 		b.add(fmt.Sprintf("cold pull of a %d-layer image, max", layers), "ms", ms(percentile(bp, 100)), ms(percentile(cp, 100)))
 	}
 	const rounds = 5
+	n := len(images.BenchConcurrentPulls)
+	daemonCPU := map[string]time.Duration{}
+	each := map[string]map[int]time.Duration{}
 	took, err := b.inTurns(rounds, func(t *target) ([]time.Duration, error) {
-		return concurrentPulls(t.is, images.BenchConcurrentPulls)
+		if each[t.name] == nil {
+			each[t.name] = t.cpuByDaemon()
+		}
+		before := t.daemonCPU()
+		d, err := concurrentPulls(t.is, images.BenchConcurrentPulls)
+		daemonCPU[t.name] += t.daemonCPU() - before
+		return d, err
 	})
 	if err != nil {
 		return err
 	}
-	b.add(fmt.Sprintf("cold pulls of %d different images at once, per image p50", len(images.BenchConcurrentPulls)), "ms", ms(percentile(took["berth"], 50)), ms(percentile(took["containerd"], 50)))
+	for _, t := range b.both() {
+		t.printCPUByDaemon(fmt.Sprintf("%d pulls at once", n), "image", each[t.name], float64(rounds*n))
+	}
+	b.add(fmt.Sprintf("cold pulls of %d different images at once, per image p50", n), "ms", ms(percentile(took["berth"], 50)), ms(percentile(took["containerd"], 50)))
+	b.add(fmt.Sprintf("cold pulls of %d different images at once, daemon CPU per image", n), "ms",
+		ms(daemonCPU["berth"])/float64(rounds*n), ms(daemonCPU["containerd"])/float64(rounds*n))
 	return nil
 }
 
@@ -402,10 +416,7 @@ func (b *bench) concurrent() error {
 	daemonCPU := map[string]float64{}
 	for _, t := range b.both() {
 		before, forks, daemonsBefore := nodeCPU(), nodeForks(), t.daemonCPU()
-		each := map[int]time.Duration{}
-		for _, pid := range t.daemons() {
-			each[pid] = cpuOf([]int{pid})
-		}
+		each := t.cpuByDaemon()
 		var profiled chan error
 		if path := os.Getenv("BENCH_CPUPROFILE"); path != "" && t == b.berth {
 			profiled = make(chan error, 1)
@@ -419,11 +430,7 @@ func (b *bench) concurrent() error {
 		}
 		cpu[t.name] = ms(nodeCPU()-before) / n
 		daemonCPU[t.name] = ms(t.daemonCPU()-daemonsBefore) / n
-		for pid, was := range each {
-			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-			fmt.Fprintf(os.Stderr, "bench: %s 8 at a time: %s CPU %.1f ms per pod\n",
-				t.name, strings.TrimSpace(string(comm)), ms(cpuOf([]int{pid})-was)/n)
-		}
+		t.printCPUByDaemon("8 at a time", "pod", each, n)
 		tasks[t.name] = float64(nodeForks()-forks) / n
 		if err == nil {
 			err = t.removePods(pods, lcs, 8)

@@ -391,6 +391,25 @@ func (t *target) processCPU() time.Duration { return cpuOf(t.processes()) }
 // daemonCPU is the CPU time the runtime's daemons have spent themselves.
 func (t *target) daemonCPU() time.Duration { return cpuOf(t.daemons()) }
 
+// cpuByDaemon is the CPU time each of the runtime's daemons has spent, by pid.
+func (t *target) cpuByDaemon() map[int]time.Duration {
+	out := map[int]time.Duration{}
+	for _, pid := range t.daemons() {
+		out[pid] = cpuOf([]int{pid})
+	}
+	return out
+}
+
+// printCPUByDaemon prints (on stderr) the CPU time each daemon spent since before, per one of n
+// things done.
+func (t *target) printCPUByDaemon(what, per string, before map[int]time.Duration, n float64) {
+	for pid, was := range before {
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		fmt.Fprintf(os.Stderr, "bench: %s %s: %s CPU %.1f ms per %s\n",
+			t.name, what, strings.TrimSpace(string(comm)), ms(cpuOf([]int{pid})-was)/n, per)
+	}
+}
+
 func cpuOf(pids []int) time.Duration {
 	var ticks uint64
 	for _, pid := range pids {
