@@ -343,23 +343,25 @@ func TestFailedCNIAddIsRolledBack(t *testing.T) {
 	}
 }
 
-// infraProcesses counts the infra processes of d's pods: berth-pause (/pause) run by one of the
-// shims of d's containerd.
+// infraProcesses counts the infra processes of d's pods: the live children of d's shims (pods
+// here run no containers). Not by name: an infra process whose execve of /pause is still under
+// way (runc start has returned by then) is named as runc's until it is done.
 func infraProcesses(d *daemon.Daemon) int {
 	n := 0
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
-		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
-		if err != nil || strings.TrimSpace(string(comm)) != "pause" {
+		status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		if err != nil || strings.Contains(string(status), "State:\tZ") {
 			continue
 		}
-		status, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
 		_, rest, _ := strings.Cut(string(status), "PPid:")
 		ppid := strings.Fields(rest)
 		if len(ppid) == 0 {
 			continue
 		}
-		if cmd, _ := os.ReadFile(filepath.Join("/proc", ppid[0], "cmdline")); strings.Contains(string(cmd), d.State) {
+		comm, _ := os.ReadFile(filepath.Join("/proc", ppid[0], "comm"))
+		cmd, _ := os.ReadFile(filepath.Join("/proc", ppid[0], "cmdline"))
+		if strings.HasPrefix(string(comm), "containerd-shim") && strings.Contains(string(cmd), d.State) {
 			n++
 		}
 	}
