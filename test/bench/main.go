@@ -209,26 +209,25 @@ func (b *bench) pulls() error {
 	}
 	const rounds = 5
 	n := len(images.BenchConcurrentPulls)
-	daemonCPU := map[string]time.Duration{}
-	each := map[string]map[int]time.Duration{}
+	spent := map[string]map[int]time.Duration{}
 	took, err := b.inTurns(rounds, func(t *target) ([]time.Duration, error) {
-		if each[t.name] == nil {
-			each[t.name] = t.cpuByDaemon()
+		if spent[t.name] == nil {
+			spent[t.name] = map[int]time.Duration{}
 		}
-		before := t.daemonCPU()
+		before := t.cpuByDaemon()
 		d, err := concurrentPulls(t.is, images.BenchConcurrentPulls)
-		daemonCPU[t.name] += t.daemonCPU() - before
+		addCPUSince(spent[t.name], before)
 		return d, err
 	})
 	if err != nil {
 		return err
 	}
+	daemonCPU := map[string]float64{}
 	for _, t := range b.both() {
-		t.printCPUByDaemon(fmt.Sprintf("%d pulls at once", n), "image", each[t.name], float64(rounds*n))
+		daemonCPU[t.name] = t.printCPUByDaemon(fmt.Sprintf("%d pulls at once", n), "image", spent[t.name], float64(rounds*n))
 	}
 	b.add(fmt.Sprintf("cold pulls of %d different images at once, per image p50", n), "ms", ms(percentile(took["berth"], 50)), ms(percentile(took["containerd"], 50)))
-	b.add(fmt.Sprintf("cold pulls of %d different images at once, daemon CPU per image", n), "ms",
-		ms(daemonCPU["berth"])/float64(rounds*n), ms(daemonCPU["containerd"])/float64(rounds*n))
+	b.add(fmt.Sprintf("cold pulls of %d different images at once, daemon CPU per image", n), "ms", daemonCPU["berth"], daemonCPU["containerd"])
 	return nil
 }
 
@@ -415,8 +414,7 @@ func (b *bench) concurrent() error {
 	tasks := map[string]float64{}
 	daemonCPU := map[string]float64{}
 	for _, t := range b.both() {
-		before, forks, daemonsBefore := nodeCPU(), nodeForks(), t.daemonCPU()
-		each := t.cpuByDaemon()
+		before, forks, daemonsBefore := nodeCPU(), nodeForks(), t.cpuByDaemon()
 		var profiled chan error
 		if path := os.Getenv("BENCH_CPUPROFILE"); path != "" && t == b.berth {
 			profiled = make(chan error, 1)
@@ -429,8 +427,9 @@ func (b *bench) concurrent() error {
 			}
 		}
 		cpu[t.name] = ms(nodeCPU()-before) / n
-		daemonCPU[t.name] = ms(t.daemonCPU()-daemonsBefore) / n
-		t.printCPUByDaemon("8 at a time", "pod", each, n)
+		spent := map[int]time.Duration{}
+		addCPUSince(spent, daemonsBefore)
+		daemonCPU[t.name] = t.printCPUByDaemon("8 at a time", "pod", spent, n)
 		tasks[t.name] = float64(nodeForks()-forks) / n
 		if err == nil {
 			err = t.removePods(pods, lcs, 8)

@@ -388,10 +388,7 @@ func (t *target) loadRound(n int) (wall time.Duration, peakDaemons, peakTotal ui
 // themselves (not their children: runc and CNI plugins, the same for both runtimes).
 func (t *target) processCPU() time.Duration { return cpuOf(t.processes()) }
 
-// daemonCPU is the CPU time the runtime's daemons have spent themselves.
-func (t *target) daemonCPU() time.Duration { return cpuOf(t.daemons()) }
-
-// cpuByDaemon is the CPU time each of the runtime's daemons has spent, by pid.
+// cpuByDaemon is the CPU time each of the runtime's daemons has spent itself, by pid.
 func (t *target) cpuByDaemon() map[int]time.Duration {
 	out := map[int]time.Duration{}
 	for _, pid := range t.daemons() {
@@ -400,14 +397,24 @@ func (t *target) cpuByDaemon() map[int]time.Duration {
 	return out
 }
 
-// printCPUByDaemon prints (on stderr) the CPU time each daemon spent since before, per one of n
-// things done.
-func (t *target) printCPUByDaemon(what, per string, before map[int]time.Duration, n float64) {
+// addCPUSince adds to spent the CPU time each daemon has spent since before (cpuByDaemon).
+func addCPUSince(spent, before map[int]time.Duration) {
 	for pid, was := range before {
+		spent[pid] += cpuOf([]int{pid}) - was
+	}
+}
+
+// printCPUByDaemon prints (on stderr) each daemon's share of spent, per one of n things done, and
+// returns their sum per thing.
+func (t *target) printCPUByDaemon(what, per string, spent map[int]time.Duration, n float64) float64 {
+	var sum time.Duration
+	for pid, d := range spent {
 		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 		fmt.Fprintf(os.Stderr, "bench: %s %s: %s CPU %.1f ms per %s\n",
-			t.name, what, strings.TrimSpace(string(comm)), ms(cpuOf([]int{pid})-was)/n, per)
+			t.name, what, strings.TrimSpace(string(comm)), ms(d)/n, per)
+		sum += d
 	}
+	return ms(sum) / n
 }
 
 func cpuOf(pids []int) time.Duration {
