@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +14,12 @@ import (
 	"strings"
 	"time"
 
+	taskapi "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/api/types"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/fifo"
+	"github.com/containerd/ttrpc"
 	"github.com/containernetworking/cni/libcni"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -37,12 +43,29 @@ type floor struct {
 	// runcCreate and runcStart are `runc create` and `runc start` of a copy of the bundle
 	// containerd made for one of berth's containers (same spec, same namespaces joined).
 	runcCreate, runcStart []time.Duration
+	// taskCreate and taskStart are the same container's task created and started in a pod's
+	// shim of its own, over the shim's task API with nothing in between: runc create and start
+	// with all the shim does around them (rootfs mount, stdio FIFOs, pid file, OOM watch, exit
+	// tracking), which berth cannot skip without leaving containerd's runc shim.
+	taskCreate, taskStart []time.Duration
 }
 
-// p50 is the floor of a pod's time to RUNNING at the median: the shim starts beside the CNI
-// ADD, then the container is created and started.
+// p50 is the floor of a pod's time to RUNNING at the median: the pod's network and shim, then
+// the container created and started with runc.
 func (f floor) p50() time.Duration {
-	return percentile(f.together, 50) + percentile(f.runcCreate, 50) + percentile(f.runcStart, 50)
+	return f.podSetup() + percentile(f.runcCreate, 50) + percentile(f.runcStart, 50)
+}
+
+// withShimTasks is the floor with the container's task created and started in the pod's shim:
+// the least a runtime built on containerd's runc shim can take.
+func (f floor) withShimTasks() time.Duration {
+	return f.podSetup() + percentile(f.taskCreate, 50) + percentile(f.taskStart, 50)
+}
+
+// podSetup is the CNI ADD and the shim's start at the median, at once or one after the other,
+// whichever is shorter on this node.
+func (f floor) podSetup() time.Duration {
+	return min(percentile(f.together, 50), percentile(f.cniAdd, 50)+percentile(f.shimStart, 50))
 }
 
 func binDir() string {
@@ -75,6 +98,9 @@ func measureFloor(tmp string, d *daemon.Daemon, conflist []byte, containerID str
 	bundle := filepath.Join(d.State, "containerd", "io.containerd.runtime.v2.task", runtime.Namespace, containerID, "config.json")
 	if f.runcCreate, f.runcStart, err = floorRunc(filepath.Join(dir, "runc"), bundle, n); err != nil {
 		return f, fmt.Errorf("runc: %w", err)
+	}
+	if f.taskCreate, f.taskStart, err = floorShimTasks(filepath.Join(dir, "shim-tasks"), shim, bundle, n); err != nil {
+		return f, fmt.Errorf("the shim's task create and start: %w", err)
 	}
 	return f, nil
 }
@@ -145,25 +171,38 @@ func floorShim(dir string, shim runtime.ShimConfig, n int) ([]time.Duration, err
 	return out, os.RemoveAll(dir)
 }
 
-// oneShim starts a shim in dir as berth starts a pod's, and kills it again.
+// oneShim starts a shim in dir as berth starts a pod's, and stops it again.
 func oneShim(dir string, shim runtime.ShimConfig, id string) (time.Duration, error) {
+	socket, took, err := launchShim(dir, shim, id)
+	if socket != "" {
+		stopShim(socket)
+	}
+	return took, err
+}
+
+// launchShim starts a shim in dir as berth starts a pod's: it returns the shim's socket and how
+// long its start command took.
+func launchShim(dir string, shim runtime.ShimConfig, id string) (string, time.Duration, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return 0, err
+		return "", 0, err
 	}
 	log, err := fifo.OpenFifo(context.Background(), filepath.Join(dir, "log"), unix.O_RDONLY|unix.O_CREAT|unix.O_NONBLOCK, 0o700)
 	if err != nil {
-		return 0, err
+		return "", 0, err
 	}
 	go func() { defer log.Close(); io.Copy(io.Discard, log) }()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	start := time.Now()
 	address, err := shim.Start(ctx, id, dir)
-	took := time.Since(start)
-	if address != "" {
-		runtime.ShutdownShim(ctx, slog.New(slog.DiscardHandler), strings.TrimPrefix(address, "unix://"), true)
-	}
-	return took, err
+	return strings.TrimPrefix(address, "unix://"), time.Since(start), err
+}
+
+// stopShim tells the shim on socket to exit and waits until it has.
+func stopShim(socket string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	runtime.ShutdownShim(ctx, slog.New(slog.DiscardHandler), socket, true)
 }
 
 // floorRunc creates and starts n containers from copies of the bundle spec at specPath with runc
@@ -173,22 +212,8 @@ func floorRunc(dir, specPath string, n int) (create, start []time.Duration, err 
 	if err != nil {
 		return nil, nil, err
 	}
-	busybox, err := images.BusyboxPath()
-	if err != nil {
-		return nil, nil, err
-	}
 	rootfs := filepath.Join(dir, "rootfs")
-	if err := os.MkdirAll(filepath.Join(rootfs, "bin"), 0o755); err != nil {
-		return nil, nil, err
-	}
-	bb, err := os.ReadFile(busybox)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := os.WriteFile(filepath.Join(rootfs, "bin", "busybox"), bb, 0o755); err != nil {
-		return nil, nil, err
-	}
-	if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", "sleep")); err != nil {
+	if err := busyboxRootfs(rootfs); err != nil {
 		return nil, nil, err
 	}
 	runc := filepath.Join(binDir(), "runc")
@@ -248,6 +273,126 @@ func floorRunc(dir, specPath string, n int) (create, start []time.Duration, err 
 	}
 	removeCgroups("/berth-bench-floor")
 	return create, start, os.RemoveAll(dir)
+}
+
+// busyboxRootfs makes dir a root file system with busybox as /bin/sleep.
+func busyboxRootfs(dir string) error {
+	busybox, err := images.BusyboxPath()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		return err
+	}
+	bb, err := os.ReadFile(busybox)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bin", "busybox"), bb, 0o755); err != nil {
+		return err
+	}
+	return os.Symlink("busybox", filepath.Join(dir, "bin", "sleep"))
+}
+
+// floorShimTasks creates and starts n containers from copies of the bundle spec at specPath,
+// each in a shim of its own started as berth starts a pod's, over the shim's task API: the
+// root file system an overlay on busybox (as the snapshotter's), stdout and stderr FIFOs
+// read and discarded (as berth copies them to the container's log). Only the Create and Start
+// calls are timed.
+func floorShimTasks(dir string, shim runtime.ShimConfig, specPath string, n int) (create, start []time.Duration, err error) {
+	b, err := os.ReadFile(specPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	lower := filepath.Join(dir, "lower")
+	if err := busyboxRootfs(lower); err != nil {
+		return nil, nil, err
+	}
+	for i := range n {
+		id := fmt.Sprintf("bench-floor-task-%d-%d", os.Getpid(), i)
+		c, s, err := oneShimTask(filepath.Join(dir, strconv.Itoa(i)), shim, b, lower, id)
+		if err != nil {
+			return nil, nil, err
+		}
+		create, start = append(create, c), append(start, s)
+	}
+	removeCgroups("/berth-bench-floor")
+	return create, start, os.RemoveAll(dir)
+}
+
+// oneShimTask starts a shim in dir, creates and starts container id in it from spec (JSON) on an
+// overlay with lower as its lower layer, and removes the container and the shim again.
+func oneShimTask(dir string, shim runtime.ShimConfig, spec []byte, lower, id string) (create, start time.Duration, err error) {
+	var s specs.Spec
+	if err := json.Unmarshal(spec, &s); err != nil {
+		return 0, 0, err
+	}
+	s.Root = &specs.Root{Path: "rootfs"}
+	s.Process.Args = []string{"sleep", "3600"}
+	s.Process.Terminal = false
+	s.Hooks = nil
+	s.Linux.CgroupsPath = filepath.Join("/berth-bench-floor", id)
+	bundle, upper, work, ioDir := filepath.Join(dir, "bundle"), filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "io")
+	for _, d := range []string{filepath.Join(bundle, "rootfs"), upper, work, ioDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return 0, 0, err
+		}
+	}
+	cfg, _ := json.Marshal(s)
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), cfg, 0o600); err != nil {
+		return 0, 0, err
+	}
+
+	socket, _, err := launchShim(filepath.Join(dir, "shim"), shim, id)
+	if socket != "" {
+		defer stopShim(socket)
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	conn, err := net.Dial("unix", socket)
+	if err != nil {
+		return 0, 0, err
+	}
+	client := ttrpc.NewClient(conn)
+	defer client.Close()
+	tasks := taskapi.NewTTRPCTaskClient(client)
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), runtime.Namespace), time.Minute)
+	defer cancel()
+
+	fifos := cio.NewFIFOSet(cio.Config{Stdout: filepath.Join(ioDir, "stdout"), Stderr: filepath.Join(ioDir, "stderr")}, nil)
+	stdio, err := cio.NewDirectIO(ctx, fifos)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer stdio.Close()
+	go io.Copy(io.Discard, stdio.Stdout)
+	go io.Copy(io.Discard, stdio.Stderr)
+
+	begin := time.Now()
+	_, err = tasks.Create(ctx, &taskapi.CreateTaskRequest{
+		ID: id, Bundle: bundle, Stdout: fifos.Stdout, Stderr: fifos.Stderr,
+		Rootfs: []*types.Mount{{Type: "overlay", Source: "overlay", Options: []string{
+			"lowerdir=" + lower, "upperdir=" + upper, "workdir=" + work,
+		}}},
+	})
+	create = time.Since(begin)
+	if err != nil {
+		return 0, 0, fmt.Errorf("create: %w", err)
+	}
+	begin = time.Now()
+	_, err = tasks.Start(ctx, &taskapi.StartRequest{ID: id})
+	start = time.Since(begin)
+	if _, kerr := tasks.Kill(ctx, &taskapi.KillRequest{ID: id, Signal: uint32(unix.SIGKILL), All: true}); err == nil && kerr != nil {
+		err = fmt.Errorf("kill: %w", kerr)
+	}
+	if err == nil {
+		_, err = tasks.Wait(ctx, &taskapi.WaitRequest{ID: id})
+	}
+	if _, derr := tasks.Delete(ctx, &taskapi.DeleteRequest{ID: id}); err == nil && derr != nil {
+		err = fmt.Errorf("delete: %w", derr)
+	}
+	return create, start, err
 }
 
 // removeCgroups removes the (empty) cgroup path in every hierarchy, v1 or v2.
