@@ -93,6 +93,17 @@ func (r *Runtime) prestartShim(ctx context.Context, sb *Sandbox) error {
 	return nil
 }
 
+// prestartShimOrWarn starts the shim of pod sb ahead of its first task. A shim that does not
+// start is not fatal to the pod: its first task tries again (ensureShim) and fails with the
+// reason if it still cannot.
+func (r *Runtime) prestartShimOrWarn(ctx context.Context, sb *Sandbox) {
+	ctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+	defer cancel()
+	if err := r.prestartShim(ctx, sb); err != nil {
+		r.log.Warn("pod shim not started ahead of its containers", "sandbox", sb.ID, "error", err)
+	}
+}
+
 // Start runs the shim's start command for the group id, as containerd does, with dir as its
 // working directory: Start writes the bundle's config.json there (the shim reads the group
 // annotation from it, nothing else), and dir holds the FIFO "log", which the caller must be
@@ -243,6 +254,10 @@ func (r *Runtime) releaseShim(ctx context.Context, sb *Sandbox, wait bool) {
 	if r.shim.Address == "" {
 		return
 	}
+	// A shim still starting (RunPodSandbox starts it in the background) is waited for, or it
+	// would be left running.
+	sb.shimMu.Lock()
+	defer sb.shimMu.Unlock()
 	r.shutdownShim(ctx, r.podShimSocket(sb), wait)
 	if wait {
 		removeDeadSocket(r.log, shimSocket(r.shim.Address, sb.ID, true))

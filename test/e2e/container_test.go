@@ -341,9 +341,10 @@ func TestOneShimPerPodAndCleanRemoval(t *testing.T) {
 	assertNoPods(t, e.d)
 }
 
-// With shim-prestart a pod's shim starts with the pod, under the pod's id, and the pod's
-// containers run in it; a pod gone, with or without having run a container, leaves neither its
-// shim nor its shim socket.
+// With shim-prestart a pod's shim starts with the pod (once RunPodSandbox has set the pod up),
+// under the pod's id, and the pod's containers run in it; a pod gone, with or without having run
+// a container, and even while its shim was still starting, leaves neither its shim nor its shim
+// socket.
 func TestPodShimStartsWithThePod(t *testing.T) {
 	sockets := func() int { e, _ := os.ReadDir("/run/containerd/s"); return len(e) }
 	before := sockets()
@@ -360,6 +361,7 @@ func TestPodShimStartsWithThePod(t *testing.T) {
 		}
 		return pod, all
 	}
+	waitFor(t, "the pod's shim", func() bool { pod, _ := shimsOf(e.pod); return pod == 1 })
 	if pod, all := shimsOf(e.pod); pod != 1 || all != 1 {
 		t.Fatalf("after RunPodSandbox: %d shims of the pod, %d in all; want its own one", pod, all)
 	}
@@ -369,8 +371,23 @@ func TestPodShimStartsWithThePod(t *testing.T) {
 		t.Errorf("with two containers: %d shims of the pod, %d in all; want the pod's only", pod, all)
 	}
 	idle := runPod(t, e.d, podConfig("early-shim-idle"))
-	if pod, _ := shimsOf(idle); pod != 1 {
-		t.Errorf("a second pod has %d shims of its own, want 1", pod)
+	waitFor(t, "the second pod's shim", func() bool { pod, _ := shimsOf(idle); return pod == 1 })
+	// Pods removed as soon as they are up: their shims are still starting.
+	for i := range 3 {
+		id := runPod(t, e.d, podConfig(fmt.Sprintf("early-shim-gone-%d", i)))
+		if _, err := e.d.Runtime.StopPodSandbox(ctx(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.d.Runtime.RemovePodSandbox(ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, fmt.Sprintf("the shim of pod %d, removed while its shim started, to exit", i), func() bool {
+			pod, _ := shimsOf(id)
+			return pod == 0
+		})
+	}
+	if pod, all := shimsOf(idle); pod != 1 || all != 2 {
+		t.Errorf("with two pods up: %d shims of the idle pod, %d in all; want one each", pod, all)
 	}
 	for _, id := range []string{e.pod, idle} {
 		if _, err := e.d.Runtime.StopPodSandbox(ctx(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
