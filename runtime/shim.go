@@ -37,8 +37,9 @@ import (
 //
 // The containers of a pod share its shim (DESIGN.md, decision 3). With its own shim (the
 // default with a managed containerd), a pod is also a containerd sandbox: berth runs the shim's
-// "start" command during RunPodSandbox, alongside the CNI ADD, and creates every task of the pod
-// in that shim through containerd's task API endpoint. containerd then neither executes the
+// "start" command at the end of RunPodSandbox (in the background unless the pod needs an infra
+// process), and creates every task of the pod in that shim through containerd's task API
+// endpoint. containerd then neither executes the
 // shim's start command for each task (which finds the shim of the pod's group already
 // listening) nor asks the shim to shut down after each task. Otherwise containerd starts the
 // pod's shim with its first task, grouped by the pod's id (the group annotation).
