@@ -16,11 +16,16 @@ import (
 
 	taskapi "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/api/types"
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/fifo"
 	"github.com/containerd/ttrpc"
+	"github.com/containerd/typeurl/v2"
 	"github.com/containernetworking/cni/libcni"
+	"github.com/opencontainers/image-spec/identity"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -48,6 +53,11 @@ type floor struct {
 	// with all the shim does around them (rootfs mount, stdio FIFOs, pid file, OOM watch, exit
 	// tracking), which berth cannot skip without leaving containerd's runc shim.
 	taskCreate, taskStart []time.Duration
+	// ctrdRecord, ctrdCreate and ctrdStart are the same container made through berth's
+	// containerd, with no berth in between: the writable layer prepared and the container
+	// recorded under a lease (the metadata commits CreateContainer makes), then its task
+	// created in a shim of its own (the endpoint berth gives) and started.
+	ctrdRecord, ctrdCreate, ctrdStart []time.Duration
 }
 
 // p50 is the floor of a pod's time to RUNNING at the median: the pod's network and shim, then
@@ -60,6 +70,12 @@ func (f floor) p50() time.Duration {
 // the least a runtime built on containerd's runc shim can take.
 func (f floor) withShimTasks() time.Duration {
 	return f.podSetup() + percentile(f.taskCreate, 50) + percentile(f.taskStart, 50)
+}
+
+// withContainerd is the floor of a runtime that makes its containers through containerd and
+// its runc shim: berth's time to RUNNING above it is what berth itself adds.
+func (f floor) withContainerd() time.Duration {
+	return f.podSetup() + percentile(f.ctrdRecord, 50) + percentile(f.ctrdCreate, 50) + percentile(f.ctrdStart, 50)
 }
 
 // podSetup is the CNI ADD and the shim's start at the median, at once or one after the other,
@@ -101,6 +117,9 @@ func measureFloor(tmp string, d *daemon.Daemon, conflist []byte, containerID str
 	}
 	if f.taskCreate, f.taskStart, err = floorShimTasks(filepath.Join(dir, "shim-tasks"), shim, bundle, n); err != nil {
 		return f, fmt.Errorf("the shim's task create and start: %w", err)
+	}
+	if f.ctrdRecord, f.ctrdCreate, f.ctrdStart, err = floorContainerd(filepath.Join(dir, "containerd"), shim, containerID, bundle, n); err != nil {
+		return f, fmt.Errorf("containerd: %w", err)
 	}
 	return f, nil
 }
@@ -393,6 +412,135 @@ func oneShimTask(dir string, shim runtime.ShimConfig, spec []byte, lower, id str
 		err = fmt.Errorf("delete: %w", derr)
 	}
 	return create, start, err
+}
+
+// floorContainerd makes n containers through the containerd at shim.Address as berth makes
+// container containerID (its record's image, snapshotter and runtime; a copy of its bundle's
+// spec), each with its task in a shim of its own, and removes them again.
+func floorContainerd(dir string, shim runtime.ShimConfig, containerID, specPath string, n int) (record, create, start []time.Duration, err error) {
+	b, err := os.ReadFile(specPath)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	client, err := containerd.New(shim.Address, containerd.WithDefaultNamespace(runtime.Namespace))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer client.Close()
+	ctx := namespaces.WithNamespace(context.Background(), runtime.Namespace)
+	model, err := client.ContainerService().Get(ctx, containerID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	img, err := client.ImageService().Get(ctx, busyboxImage)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	diffIDs, err := containerd.NewImage(client, img).RootFS(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	parent := identity.ChainID(diffIDs).String()
+	for i := range n {
+		id := fmt.Sprintf("bench-floor-ctrd-%d-%d", os.Getpid(), i)
+		var s specs.Spec
+		if err := json.Unmarshal(b, &s); err != nil {
+			return nil, nil, nil, err
+		}
+		s.Process.Args = []string{"sleep", "3600"}
+		s.Hooks = nil
+		s.Linux.CgroupsPath = filepath.Join("/berth-bench-floor", id)
+		// The pod's sandbox id, as berth records it: containerd then creates the task at the
+		// endpoint given rather than running a shim's start command.
+		rec := containers.Container{ID: id, Image: model.Image, Runtime: model.Runtime, Snapshotter: model.Snapshotter, SnapshotKey: id,
+			SandboxID: model.SandboxID}
+		if rec.Spec, err = typeurl.MarshalAny(&s); err != nil {
+			return nil, nil, nil, err
+		}
+		r, c, st, err := oneContainerdTask(ctx, client, filepath.Join(dir, strconv.Itoa(i)), shim, rec, parent)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("container %d: %w", i, err)
+		}
+		record, create, start = append(record, r), append(create, c), append(start, st)
+	}
+	removeCgroups("/berth-bench-floor")
+	return record, create, start, os.RemoveAll(dir)
+}
+
+// oneContainerdTask starts a shim in dir, makes the container rec on snapshot parent through
+// containerd, creates its task in that shim and starts it, timing each, then removes it all.
+func oneContainerdTask(ctx context.Context, client *containerd.Client, dir string, shim runtime.ShimConfig, rec containers.Container, parent string) (record, create, start time.Duration, err error) {
+	socket, _, err := launchShim(filepath.Join(dir, "shim"), shim, rec.ID)
+	if socket != "" {
+		defer stopShim(socket)
+	}
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	sn := client.SnapshotService(rec.Snapshotter)
+
+	begin := time.Now()
+	// As berth does: a lease keeps containerd's garbage collector off the snapshot until the
+	// record holds it.
+	lctx, done, err := client.WithLease(ctx, leases.WithExpiration(time.Hour))
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if _, err := sn.Prepare(lctx, rec.ID, parent); err != nil {
+		done(context.WithoutCancel(ctx))
+		return 0, 0, 0, err
+	}
+	defer sn.Remove(context.WithoutCancel(ctx), rec.ID)
+	_, err = client.ContainerService().Create(lctx, rec)
+	if derr := done(context.WithoutCancel(ctx)); err == nil {
+		err = derr
+	}
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer client.ContainerService().Delete(context.WithoutCancel(ctx), rec.ID)
+	record = time.Since(begin)
+
+	fifos := cio.NewFIFOSet(cio.Config{Stdout: filepath.Join(dir, "io", "stdout"), Stderr: filepath.Join(dir, "io", "stderr")}, nil)
+	if err := os.MkdirAll(filepath.Join(dir, "io"), 0o700); err != nil {
+		return 0, 0, 0, err
+	}
+	stdio, err := cio.NewDirectIO(ctx, fifos)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer stdio.Close()
+	go io.Copy(io.Discard, stdio.Stdout)
+	go io.Copy(io.Discard, stdio.Stderr)
+
+	begin = time.Now()
+	container, err := client.LoadContainer(ctx, rec.ID)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	task, err := container.NewTask(ctx, func(string) (cio.IO, error) { return stdio, nil },
+		containerd.WithTaskAPIEndpoint("ttrpc+unix://"+socket, 3))
+	create = time.Since(begin)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("task create: %w", err)
+	}
+	defer task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
+	begin = time.Now()
+	exited, err := task.Wait(ctx)
+	if err == nil {
+		err = task.Start(ctx)
+	}
+	start = time.Since(begin)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("task start: %w", err)
+	}
+	if err := task.Kill(ctx, unix.SIGKILL); err != nil {
+		return 0, 0, 0, err
+	}
+	<-exited
+	return record, create, start, nil
 }
 
 // removeCgroups removes the (empty) cgroup path in every hierarchy, v1 or v2.

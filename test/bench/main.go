@@ -310,6 +310,10 @@ func (b *bench) sequential() error {
 		{"floor: the shim's task create alone (runc create inside) p50", percentile(fl.taskCreate, 50)},
 		{"floor: the shim's task start alone (runc start inside) p50", percentile(fl.taskStart, 50)},
 		{"floor with the shim's task calls: time to RUNNING p50", fl.withShimTasks()},
+		{"floor: containerd's snapshot prepare and container record alone p50", percentile(fl.ctrdRecord, 50)},
+		{"floor: containerd's task create alone (in the pod's shim) p50", percentile(fl.ctrdCreate, 50)},
+		{"floor: containerd's task start alone p50", percentile(fl.ctrdStart, 50)},
+		{"floor through containerd: time to RUNNING p50", fl.withContainerd()},
 	} {
 		b.add(f.name, "ms", ms(f.d), ms(f.d))
 	}
@@ -321,6 +325,8 @@ func (b *bench) sequential() error {
 		ms(toRunningP50["berth"]-fl.p50()), ms(toRunningP50["containerd"]-fl.p50()))
 	b.add("1 at a time: time to RUNNING above the floor with the shim's task calls, p50", "ms",
 		ms(toRunningP50["berth"]-fl.withShimTasks()), ms(toRunningP50["containerd"]-fl.withShimTasks()))
+	b.add("1 at a time: time to RUNNING above the floor through containerd, p50", "ms",
+		ms(toRunningP50["berth"]-fl.withContainerd()), ms(toRunningP50["containerd"]-fl.withContainerd()))
 	b.breakdown = overheadByStep(b.d.Logs(), berthPods, seq["berth"], fl)
 	b.breakdown = append([]step{{"time to RUNNING", percentile(durations(seq["berth"], toRunning), 50)}, {"floor", fl.p50()}}, b.breakdown...)
 	return nil
@@ -354,6 +360,7 @@ func (b *bench) steady() error {
 	type steady struct {
 		perPodNode, perPodProcs, daemons float64
 		perPodProcsAnon, daemonsAnon     float64
+		perPodPSS                        float64
 		exec                             []time.Duration
 		listC, listP                     []time.Duration
 	}
@@ -370,6 +377,7 @@ func (b *bench) steady() error {
 		after := memAvailable()
 		daemons, total := t.processRSS()
 		daemonsAnon, totalAnon := t.processAnon()
+		daemonsPSS, totalPSS := t.processMemory(pss)
 		for _, pid := range t.daemons() {
 			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 			fmt.Fprintf(os.Stderr, "bench: %s with 30 pods: %s RSS %.1f MiB, anonymous %.1f MiB\n",
@@ -380,6 +388,9 @@ func (b *bench) steady() error {
 		s.daemons = float64(daemons)
 		s.perPodProcsAnon = float64(totalAnon-daemonsAnon) / 30
 		s.daemonsAnon = float64(daemonsAnon)
+		s.perPodPSS = float64(totalPSS) / 30
+		fmt.Fprintf(os.Stderr, "bench: %s with 30 pods: PSS per pod %.2f MiB, of which shims and infra %.2f\n",
+			t.name, mib(float64(totalPSS)/30), mib(float64(totalPSS-daemonsPSS)/30))
 		if path := os.Getenv("BENCH_HEAPPROFILE"); path != "" && t == b.berth {
 			if err := heapProfile(b.debugAddr, path); err != nil {
 				fmt.Fprintln(os.Stderr, "bench: heap profile:", err)
@@ -406,6 +417,7 @@ func (b *bench) steady() error {
 	b.add("daemon RSS with 30 pods (berthd+containerd)", "MiB", mib(st["berth"].daemons), mib(st["containerd"].daemons))
 	b.add("shims + infra anonymous memory per running pod (RssAnon)", "MiB", mib(st["berth"].perPodProcsAnon), mib(st["containerd"].perPodProcsAnon))
 	b.add("daemon anonymous memory with 30 pods (RssAnon)", "MiB", mib(st["berth"].daemonsAnon), mib(st["containerd"].daemonsAnon))
+	b.add("runtime PSS per running pod, daemons included (30 pods)", "MiB", mib(st["berth"].perPodPSS), mib(st["containerd"].perPodPSS))
 	b.add("ExecSync `true` p50", "ms", ms(percentile(st["berth"].exec, 50)), ms(percentile(st["containerd"].exec, 50)))
 	b.add("ExecSync `true` p99", "ms", ms(percentile(st["berth"].exec, 99)), ms(percentile(st["containerd"].exec, 99)))
 	b.add("ListContainers, 100 pods, p50", "ms", ms(percentile(st["berth"].listC, 50)), ms(percentile(st["containerd"].listC, 50)))

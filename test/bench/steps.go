@@ -53,14 +53,14 @@ func overheadByStep(log string, pods []pod, lcs []lifecycle, fl floor) []step {
 		steps     []string
 		total     func(lifecycle) time.Duration
 	}{
-		{"RunPodSandbox", "pod sandbox ready", []string{"record", "namespaces", "cni", "files", "infra", "save"}, func(l lifecycle) time.Duration { return l.run }},
+		{"RunPodSandbox", "pod sandbox ready", []string{"record", "namespaces", "cni", "files", "shim", "save"}, func(l lifecycle) time.Duration { return l.run }},
 		{"CreateContainer", "container created", []string{"image", "snapshot", "users", "spec", "record"}, func(l lifecycle) time.Duration { return l.create }},
 		{"StartContainer", "container started", []string{"io", "create", "start", "save"}, func(l lifecycle) time.Duration { return l.start }},
 	} {
 		var sum time.Duration
 		for _, name := range rpc.steps {
 			if len(times[rpc.msg][name]) == 0 {
-				continue // a step these pods do not take (the infra of a shared PID namespace)
+				continue // a step these pods do not take
 			}
 			p := percentile(times[rpc.msg][name], 50)
 			sum += p
@@ -74,6 +74,9 @@ func overheadByStep(log string, pods []pod, lcs []lifecycle, fl floor) []step {
 		step{"floor inside StartContainer's start step: runc start alone", percentile(fl.runcStart, 50)},
 		step{"floor inside StartContainer's create step: the shim's task create alone", percentile(fl.taskCreate, 50)},
 		step{"floor inside StartContainer's start step: the shim's task start alone", percentile(fl.taskStart, 50)},
+		step{"floor inside CreateContainer's snapshot and record steps: containerd's alone", percentile(fl.ctrdRecord, 50)},
+		step{"floor inside StartContainer's create step: containerd's task create alone", percentile(fl.ctrdCreate, 50)},
+		step{"floor inside StartContainer's start step: containerd's task start alone", percentile(fl.ctrdStart, 50)},
 	)
 	return out
 }

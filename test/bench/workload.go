@@ -313,6 +313,22 @@ func statusField(pid int, field string) uint64 {
 	return 0
 }
 
+// pss is a process's proportional set size: its resident pages, each shared one divided by the
+// number of processes that map it.
+func pss(pid int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Pss:"); ok {
+			n, _ := strconv.ParseUint(strings.Fields(v)[0], 10, 64)
+			return n << 10
+		}
+	}
+	return 0
+}
+
 func rss(pid int) uint64     { return statusField(pid, "VmRSS") << 10 }
 func rssAnon(pid int) uint64 { return statusField(pid, "RssAnon") << 10 }
 func ppid(pid int) int       { return int(statusField(pid, "PPid")) }
