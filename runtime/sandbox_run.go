@@ -99,21 +99,6 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	steps.mark("record")
 	undo = append(undo, func(ctx context.Context) error { return r.deleteRecord(ctx, id) })
 
-	// The pod's shim starts while its namespaces and network are set up (see ShimConfig).
-	waitShim := func() error { return nil }
-	if sb.OwnShim {
-		done := make(chan struct{})
-		var shimErr error
-		go func() { defer close(done); thread.Run(func() { shimErr = r.prestartShim(ctx, sb) }) }()
-		waitShim = func() error { <-done; return shimErr }
-		undo = append(undo, func(ctx context.Context) error {
-			waitShim()
-			r.releaseShim(ctx, sb, true)
-			sb.closeShimLog()
-			return nil
-		})
-	}
-
 	var (
 		paths map[namespace.Kind]string
 		err   error
@@ -132,28 +117,6 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 
 	if err := applySysctls(cfg.GetLinux().GetSysctls(), paths); err != nil {
 		return "", err
-	}
-
-	// A pod that shares its PID namespace gets its infra process while its network is set up:
-	// it needs the pod's namespaces, not their addresses, and creating it is a runc create and
-	// start, as long as a CNI ADD. Its task goes into the pod's shim once that listens.
-	shimWaited := func() {
-		if err := waitShim(); err != nil {
-			// Not fatal: the pod's first task tries again (ensureShim).
-			r.log.Warn("pod shim not started ahead of its containers", "sandbox", id, "pod", name, "error", err)
-		}
-	}
-	waitInfra := func() error { shimWaited(); return nil }
-	if sharesPID(cfg) {
-		done := make(chan struct{})
-		var infraErr error
-		go func() {
-			defer close(done)
-			shimWaited()
-			thread.Run(func() { sb.InfraPid, infraErr = r.startInfra(ctx, sb) })
-		}()
-		waitInfra = func() error { <-done; return infraErr }
-		undo = append(undo, func(ctx context.Context) error { <-done; return r.stopInfra(ctx, id) })
 	}
 
 	var ip string
@@ -179,17 +142,43 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		undo = append(undo, func(context.Context) error { return unmountPodShm(sb.Dir) })
 	}
 	steps.mark("files")
-	if err := waitInfra(); err != nil {
-		return "", fmt.Errorf("pod %s: %w", name, err)
+
+	// The pod's shim starts once the network is set up, not beside the CNI ADD: on this
+	// project's 2-core reference node the two slowed each other down by more than the shim's
+	// start takes alone (README, "Benchmark"). A pod that shares its PID namespace needs its
+	// infra process, a task in that shim, before it is ready; any other pod's first task is
+	// created a CreateContainer later, so its shim starts after RunPodSandbox returns.
+	if sharesPID(cfg) {
+		if sb.OwnShim {
+			r.prestartShimOrWarn(ctx, sb)
+			undo = append(undo, func(ctx context.Context) error {
+				r.releaseShim(ctx, sb, true)
+				sb.closeShimLog()
+				return nil
+			})
+		}
+		undo = append(undo, func(ctx context.Context) error { return r.stopInfra(ctx, id) })
+		var err error
+		thread.Run(func() { sb.InfraPid, err = r.startInfra(ctx, sb) })
+		if err != nil {
+			return "", fmt.Errorf("pod %s: %w", name, err)
+		}
+		steps.mark("infra")
 	}
-	// The wait for the shim, and for a shared PID namespace's infra process, after the network.
-	steps.mark("shim")
 
 	sb.State = SandboxReady
 	if err := r.saveRecord(ctx, sb); err != nil {
 		return "", err
 	}
 	steps.mark("save")
+	if sb.OwnShim && !sharesPID(cfg) {
+		// Held until the shim listens: the pod's first task, and its stop, wait for it.
+		sb.shimMu.Lock()
+		go func() {
+			defer sb.shimMu.Unlock()
+			thread.Run(func() { r.prestartShimOrWarn(context.WithoutCancel(ctx), sb) })
+		}()
+	}
 	r.sandboxes.add(sb)
 	r.emit(runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, sb.ID, sb)
 	r.emit(runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT, sb.ID, sb)

@@ -37,8 +37,9 @@ import (
 //
 // The containers of a pod share its shim (DESIGN.md, decision 3). With its own shim (the
 // default with a managed containerd), a pod is also a containerd sandbox: berth runs the shim's
-// "start" command during RunPodSandbox, alongside the CNI ADD, and creates every task of the pod
-// in that shim through containerd's task API endpoint. containerd then neither executes the
+// "start" command at the end of RunPodSandbox (in the background unless the pod needs an infra
+// process), and creates every task of the pod in that shim through containerd's task API
+// endpoint. containerd then neither executes the
 // shim's start command for each task (which finds the shim of the pod's group already
 // listening) nor asks the shim to shut down after each task. Otherwise containerd starts the
 // pod's shim with its first task, grouped by the pod's id (the group annotation).
@@ -91,6 +92,17 @@ func (r *Runtime) prestartShim(ctx context.Context, sb *Sandbox) error {
 		return fmt.Errorf("the shim of pod %s listens on %s, not %s: shim socket naming changed", sb.ID, address, want)
 	}
 	return nil
+}
+
+// prestartShimOrWarn starts the shim of pod sb ahead of its first task. A shim that does not
+// start is not fatal to the pod: its first task tries again (ensureShim) and fails with the
+// reason if it still cannot.
+func (r *Runtime) prestartShimOrWarn(ctx context.Context, sb *Sandbox) {
+	ctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+	defer cancel()
+	if err := r.prestartShim(ctx, sb); err != nil {
+		r.log.Warn("pod shim not started ahead of its containers", "sandbox", sb.ID, "error", err)
+	}
 }
 
 // Start runs the shim's start command for the group id, as containerd does, with dir as its
@@ -243,6 +255,10 @@ func (r *Runtime) releaseShim(ctx context.Context, sb *Sandbox, wait bool) {
 	if r.shim.Address == "" {
 		return
 	}
+	// A shim still starting (RunPodSandbox starts it in the background) is waited for, or it
+	// would be left running.
+	sb.shimMu.Lock()
+	defer sb.shimMu.Unlock()
 	r.shutdownShim(ctx, r.podShimSocket(sb), wait)
 	if wait {
 		removeDeadSocket(r.log, shimSocket(r.shim.Address, sb.ID, true))

@@ -53,7 +53,7 @@ func overheadByStep(log string, pods []pod, lcs []lifecycle, fl floor) []step {
 		steps     []string
 		total     func(lifecycle) time.Duration
 	}{
-		{"RunPodSandbox", "pod sandbox ready", []string{"record", "namespaces", "cni", "files", "shim", "save"}, func(l lifecycle) time.Duration { return l.run }},
+		{"RunPodSandbox", "pod sandbox ready", []string{"record", "namespaces", "cni", "files", "infra", "save"}, func(l lifecycle) time.Duration { return l.run }},
 		{"CreateContainer", "container created", []string{"image", "snapshot", "users", "spec", "record"}, func(l lifecycle) time.Duration { return l.create }},
 		{"StartContainer", "container started", []string{"io", "create", "start", "save"}, func(l lifecycle) time.Duration { return l.start }},
 	} {

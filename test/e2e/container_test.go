@@ -341,9 +341,10 @@ func TestOneShimPerPodAndCleanRemoval(t *testing.T) {
 	assertNoPods(t, e.d)
 }
 
-// With shim-prestart a pod's shim starts with the pod, under the pod's id, and the pod's
-// containers run in it; a pod gone, with or without having run a container, and even at once,
-// leaves neither its shim nor its shim socket.
+// With shim-prestart a pod's shim starts with the pod (once RunPodSandbox has set the pod up),
+// under the pod's id, and the pod's containers run in it; a pod gone, with or without having run
+// a container, and even while its shim was still starting, leaves neither its shim nor its shim
+// socket.
 func TestPodShimStartsWithThePod(t *testing.T) {
 	sockets := func() int { e, _ := os.ReadDir("/run/containerd/s"); return len(e) }
 	before := sockets()
@@ -371,7 +372,7 @@ func TestPodShimStartsWithThePod(t *testing.T) {
 	}
 	idle := runPod(t, e.d, podConfig("early-shim-idle"))
 	waitFor(t, "the second pod's shim", func() bool { pod, _ := shimsOf(idle); return pod == 1 })
-	// Pods removed as soon as they are up.
+	// Pods removed as soon as they are up: their shims are still starting.
 	for i := range 3 {
 		id := runPod(t, e.d, podConfig(fmt.Sprintf("early-shim-gone-%d", i)))
 		if _, err := e.d.Runtime.StopPodSandbox(ctx(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
@@ -380,7 +381,7 @@ func TestPodShimStartsWithThePod(t *testing.T) {
 		if _, err := e.d.Runtime.RemovePodSandbox(ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, fmt.Sprintf("the shim of pod %d, removed at once, to exit", i), func() bool {
+		waitFor(t, fmt.Sprintf("the shim of pod %d, removed while its shim started, to exit", i), func() bool {
 			pod, _ := shimsOf(id)
 			return pod == 0
 		})
