@@ -148,7 +148,8 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	// start takes alone (README, "Benchmark"). A pod that shares its PID namespace needs its
 	// infra process, a task in that shim, before it is ready; any other pod's first task is
 	// created a CreateContainer later, so its shim starts after RunPodSandbox returns.
-	if sharesPID(cfg) {
+	shared := sharesPID(cfg)
+	if shared {
 		if sb.OwnShim {
 			r.prestartShimOrWarn(ctx, sb)
 			undo = append(undo, func(ctx context.Context) error {
@@ -171,7 +172,7 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		return "", err
 	}
 	steps.mark("save")
-	if sb.OwnShim && !sharesPID(cfg) {
+	if sb.OwnShim && !shared {
 		// Held until the shim listens: the pod's first task, and its stop, wait for it.
 		sb.shimMu.Lock()
 		go func() {

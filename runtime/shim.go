@@ -39,9 +39,9 @@ import (
 // default with a managed containerd), a pod is also a containerd sandbox: berth runs the shim's
 // "start" command at the end of RunPodSandbox (in the background unless the pod needs an infra
 // process), and creates every task of the pod in that shim through containerd's task API
-// endpoint. containerd then neither executes the
-// shim's start command for each task (which finds the shim of the pod's group already
-// listening) nor asks the shim to shut down after each task. Otherwise containerd starts the
+// endpoint. containerd then neither executes the shim's start command for each task (which
+// finds the shim of the pod's group already listening) nor asks the shim to shut down after
+// each task. Otherwise containerd starts the
 // pod's shim with its first task, grouped by the pod's id (the group annotation).
 type ShimConfig struct {
 	// Binary is the runc shim executable (containerd-shim-runc-v2). Empty: berth never starts
@@ -345,9 +345,9 @@ func ShutdownShim(ctx context.Context, log *slog.Logger, socket string, wait boo
 	}
 }
 
-// shimTaskAPIVersion is the version of the task API of the runc shim (its bootstrap "version"):
+// ShimTaskAPIVersion is the version of the task API of the runc shim (its bootstrap "version"):
 // 3 and up is a shim that serves the tasks of a sandbox and is not shut down with each of them.
-const shimTaskAPIVersion = 3
+const ShimTaskAPIVersion = 3
 
 // newTask creates the task of container, of pod sb. The tasks of a pod with its own shim are
 // created in that shim, through containerd's task API endpoint, rather than by containerd
@@ -359,7 +359,7 @@ func (r *Runtime) newTask(ctx context.Context, sb *Sandbox, container containerd
 		if err := r.ensureShim(ctx, sb); err != nil {
 			return nil, err
 		}
-		opts = append(opts, containerd.WithTaskAPIEndpoint("ttrpc+unix://"+r.podShimSocket(sb), shimTaskAPIVersion))
+		opts = append(opts, containerd.WithTaskAPIEndpoint("ttrpc+unix://"+r.podShimSocket(sb), ShimTaskAPIVersion))
 	}
 	return container.NewTask(ctx, ioCreate, opts...)
 }

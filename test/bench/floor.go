@@ -258,16 +258,11 @@ func floorRunc(dir, specPath string, n int) (create, start []time.Duration, err 
 		return took, nil
 	}
 	for i := range n {
-		var spec specs.Spec
-		if err := json.Unmarshal(b, &spec); err != nil {
+		id := fmt.Sprintf("bench-floor-%d-%d", os.Getpid(), i)
+		spec, err := floorSpec(b, id, &specs.Root{Path: rootfs})
+		if err != nil {
 			return nil, nil, err
 		}
-		id := fmt.Sprintf("bench-floor-%d-%d", os.Getpid(), i)
-		spec.Root = &specs.Root{Path: rootfs}
-		spec.Process.Args = []string{"sleep", "3600"}
-		spec.Process.Terminal = false
-		spec.Hooks = nil
-		spec.Linux.CgroupsPath = filepath.Join("/berth-bench-floor", id)
 		bundle := filepath.Join(dir, id)
 		if err := os.MkdirAll(bundle, 0o700); err != nil {
 			return nil, nil, err
@@ -290,7 +285,7 @@ func floorRunc(dir, specPath string, n int) (create, start []time.Duration, err 
 			return nil, nil, err
 		}
 	}
-	removeCgroups("/berth-bench-floor")
+	removeCgroups(floorCgroups)
 	return create, start, os.RemoveAll(dir)
 }
 
@@ -335,24 +330,19 @@ func floorShimTasks(dir string, shim runtime.ShimConfig, specPath string, n int)
 		}
 		create, start = append(create, c), append(start, s)
 	}
-	removeCgroups("/berth-bench-floor")
+	removeCgroups(floorCgroups)
 	return create, start, os.RemoveAll(dir)
 }
 
 // oneShimTask starts a shim in dir, creates and starts container id in it from spec (JSON) on an
 // overlay with lower as its lower layer, and removes the container and the shim again.
 func oneShimTask(dir string, shim runtime.ShimConfig, spec []byte, lower, id string) (create, start time.Duration, err error) {
-	var s specs.Spec
-	if err := json.Unmarshal(spec, &s); err != nil {
+	s, err := floorSpec(spec, id, &specs.Root{Path: "rootfs"})
+	if err != nil {
 		return 0, 0, err
 	}
-	s.Root = &specs.Root{Path: "rootfs"}
-	s.Process.Args = []string{"sleep", "3600"}
-	s.Process.Terminal = false
-	s.Hooks = nil
-	s.Linux.CgroupsPath = filepath.Join("/berth-bench-floor", id)
 	bundle, upper, work, ioDir := filepath.Join(dir, "bundle"), filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "io")
-	for _, d := range []string{filepath.Join(bundle, "rootfs"), upper, work, ioDir} {
+	for _, d := range []string{filepath.Join(bundle, "rootfs"), upper, work} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return 0, 0, err
 		}
@@ -379,18 +369,15 @@ func oneShimTask(dir string, shim runtime.ShimConfig, spec []byte, lower, id str
 	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), runtime.Namespace), time.Minute)
 	defer cancel()
 
-	fifos := cio.NewFIFOSet(cio.Config{Stdout: filepath.Join(ioDir, "stdout"), Stderr: filepath.Join(ioDir, "stderr")}, nil)
-	stdio, err := cio.NewDirectIO(ctx, fifos)
+	stdio, err := discardedStdio(ctx, ioDir)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer stdio.Close()
-	go io.Copy(io.Discard, stdio.Stdout)
-	go io.Copy(io.Discard, stdio.Stderr)
 
 	begin := time.Now()
 	_, err = tasks.Create(ctx, &taskapi.CreateTaskRequest{
-		ID: id, Bundle: bundle, Stdout: fifos.Stdout, Stderr: fifos.Stderr,
+		ID: id, Bundle: bundle, Stdout: stdio.Config().Stdout, Stderr: stdio.Config().Stderr,
 		Rootfs: []*types.Mount{{Type: "overlay", Source: "overlay", Options: []string{
 			"lowerdir=" + lower, "upperdir=" + upper, "workdir=" + work,
 		}}},
@@ -443,18 +430,15 @@ func floorContainerd(dir string, shim runtime.ShimConfig, containerID, specPath 
 	parent := identity.ChainID(diffIDs).String()
 	for i := range n {
 		id := fmt.Sprintf("bench-floor-ctrd-%d-%d", os.Getpid(), i)
-		var s specs.Spec
-		if err := json.Unmarshal(b, &s); err != nil {
+		s, err := floorSpec(b, id, nil)
+		if err != nil {
 			return nil, nil, nil, err
 		}
-		s.Process.Args = []string{"sleep", "3600"}
-		s.Hooks = nil
-		s.Linux.CgroupsPath = filepath.Join("/berth-bench-floor", id)
 		// The pod's sandbox id, as berth records it: containerd then creates the task at the
 		// endpoint given rather than running a shim's start command.
 		rec := containers.Container{ID: id, Image: model.Image, Runtime: model.Runtime, Snapshotter: model.Snapshotter, SnapshotKey: id,
 			SandboxID: model.SandboxID}
-		if rec.Spec, err = typeurl.MarshalAny(&s); err != nil {
+		if rec.Spec, err = typeurl.MarshalAny(s); err != nil {
 			return nil, nil, nil, err
 		}
 		r, c, st, err := oneContainerdTask(ctx, client, filepath.Join(dir, strconv.Itoa(i)), shim, rec, parent)
@@ -463,7 +447,7 @@ func floorContainerd(dir string, shim runtime.ShimConfig, containerID, specPath 
 		}
 		record, create, start = append(record, r), append(create, c), append(start, st)
 	}
-	removeCgroups("/berth-bench-floor")
+	removeCgroups(floorCgroups)
 	return record, create, start, os.RemoveAll(dir)
 }
 
@@ -503,17 +487,11 @@ func oneContainerdTask(ctx context.Context, client *containerd.Client, dir strin
 	defer client.ContainerService().Delete(context.WithoutCancel(ctx), rec.ID)
 	record = time.Since(begin)
 
-	fifos := cio.NewFIFOSet(cio.Config{Stdout: filepath.Join(dir, "io", "stdout"), Stderr: filepath.Join(dir, "io", "stderr")}, nil)
-	if err := os.MkdirAll(filepath.Join(dir, "io"), 0o700); err != nil {
-		return 0, 0, 0, err
-	}
-	stdio, err := cio.NewDirectIO(ctx, fifos)
+	stdio, err := discardedStdio(ctx, filepath.Join(dir, "io"))
 	if err != nil {
 		return 0, 0, 0, err
 	}
 	defer stdio.Close()
-	go io.Copy(io.Discard, stdio.Stdout)
-	go io.Copy(io.Discard, stdio.Stderr)
 
 	begin = time.Now()
 	container, err := client.LoadContainer(ctx, rec.ID)
@@ -521,7 +499,7 @@ func oneContainerdTask(ctx context.Context, client *containerd.Client, dir strin
 		return 0, 0, 0, err
 	}
 	task, err := container.NewTask(ctx, func(string) (cio.IO, error) { return stdio, nil },
-		containerd.WithTaskAPIEndpoint("ttrpc+unix://"+socket, 3))
+		containerd.WithTaskAPIEndpoint("ttrpc+unix://"+socket, runtime.ShimTaskAPIVersion))
 	create = time.Since(begin)
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("task create: %w", err)
@@ -541,6 +519,42 @@ func oneContainerdTask(ctx context.Context, client *containerd.Client, dir strin
 	}
 	<-exited
 	return record, create, start, nil
+}
+
+// floorCgroups is the cgroup path under which the floor's containers run.
+const floorCgroups = "/berth-bench-floor"
+
+// floorSpec is the spec (JSON) of one of berth's containers made the floor's container id: it
+// sleeps, with no terminal and no hooks, in a cgroup of its own, on root (nil: the spec's own).
+func floorSpec(spec []byte, id string, root *specs.Root) (*specs.Spec, error) {
+	var s specs.Spec
+	if err := json.Unmarshal(spec, &s); err != nil {
+		return nil, err
+	}
+	if root != nil {
+		s.Root = root
+	}
+	s.Process.Args = []string{"sleep", "3600"}
+	s.Process.Terminal = false
+	s.Hooks = nil
+	s.Linux.CgroupsPath = filepath.Join(floorCgroups, id)
+	return &s, nil
+}
+
+// discardedStdio makes stdout and stderr FIFOs in dir and reads them, as berth reads a
+// container's, into nothing.
+func discardedStdio(ctx context.Context, dir string) (*cio.DirectIO, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	fifos := cio.NewFIFOSet(cio.Config{Stdout: filepath.Join(dir, "stdout"), Stderr: filepath.Join(dir, "stderr")}, nil)
+	stdio, err := cio.NewDirectIO(ctx, fifos)
+	if err != nil {
+		return nil, err
+	}
+	go io.Copy(io.Discard, stdio.Stdout)
+	go io.Copy(io.Discard, stdio.Stderr)
+	return stdio, nil
 }
 
 // removeCgroups removes the (empty) cgroup path in every hierarchy, v1 or v2.

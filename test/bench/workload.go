@@ -298,7 +298,12 @@ func allPids() []int {
 
 // statusField reads a "Name: value kB" field of /proc/<pid>/status.
 func statusField(pid int, field string) uint64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	return procField(fmt.Sprintf("/proc/%d/status", pid), field)
+}
+
+// procField reads the number of a "Name: value [kB]" line of a /proc file (0 if none).
+func procField(path, field string) uint64 {
+	f, err := os.Open(path)
 	if err != nil {
 		return 0
 	}
@@ -315,35 +320,12 @@ func statusField(pid int, field string) uint64 {
 
 // pss is a process's proportional set size: its resident pages, each shared one divided by the
 // number of processes that map it.
-func pss(pid int) uint64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "Pss:"); ok {
-			n, _ := strconv.ParseUint(strings.Fields(v)[0], 10, 64)
-			return n << 10
-		}
-	}
-	return 0
-}
+func pss(pid int) uint64 { return procField(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss") << 10 }
 
 func rss(pid int) uint64     { return statusField(pid, "VmRSS") << 10 }
 func rssAnon(pid int) uint64 { return statusField(pid, "RssAnon") << 10 }
 func ppid(pid int) int       { return int(statusField(pid, "PPid")) }
-func memAvailable() uint64   { return meminfo("MemAvailable") }
-
-func meminfo(field string) uint64 {
-	b, _ := os.ReadFile("/proc/meminfo")
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			n, _ := strconv.ParseUint(strings.Fields(v)[0], 10, 64)
-			return n << 10
-		}
-	}
-	return 0
-}
+func memAvailable() uint64   { return procField("/proc/meminfo", "MemAvailable") << 10 }
 
 // loadRound runs n pods at once through start, three ExecSync probes and removal, and returns
 // the wall time with the peak RSS of the runtime's daemons and of all its processes meanwhile.
