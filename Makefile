@@ -6,7 +6,9 @@ GO       ?= go
 BIN      := $(CURDIR)/bin
 VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
 LDFLAGS  := -s -w -X github.com/berth-runtime/berth/version.Version=$(VERSION)
-GOFLAGS_BUILD := -trimpath -ldflags '$(LDFLAGS)'
+# grpcnotrace: gRPC's request tracing (golang.org/x/net/trace, html/template) is never enabled in
+# berthd; containerd's own release builds leave it out the same way.
+GOFLAGS_BUILD := -trimpath -tags grpcnotrace -ldflags '$(LDFLAGS)'
 # Unit tests: every package but the integration tests, which drive a real berthd.
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e '/test/e2e' -e '/test/kubelet')
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/errdefs"
@@ -48,9 +49,15 @@ func (s *Service) Remove(ctx context.Context, ref string) error {
 	return nil
 }
 
-// usedBy returns a container that was created from img, or "".
+// usedBy returns a container that was created from img, or "". containerd filters the records
+// (one filter per name, any may match): on a full node the kubelet's image garbage collection
+// does not fetch every container's record and spec for each image it removes.
 func (s *Service) usedBy(ctx context.Context, img *Image) (string, error) {
-	containers, err := s.client.ContainerService().List(ctx)
+	filters := make([]string, len(img.records))
+	for i, name := range img.records {
+		filters[i] = "image==" + strconv.Quote(name)
+	}
+	containers, err := s.client.ContainerService().List(ctx, filters...)
 	if err != nil {
 		return "", fmt.Errorf("list containers: %w", err)
 	}
