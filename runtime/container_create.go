@@ -102,6 +102,10 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 		return "", fmt.Errorf("read users of image %s: %w", img.ID, err)
 	}
 	steps.mark("users")
+	cfg, imageVolumes, err := r.podImageVolumes(ctx, sb, cfg, uids, gids)
+	if err != nil {
+		return "", err
+	}
 
 	var targetPid uint32
 	if cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() == runtimeapi.NamespaceMode_TARGET {
@@ -113,6 +117,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	}
 	gen, err := spec.Generate(spec.Input{
 		ID: id, Config: cfg, Image: img.Config.Config, Settings: r.settings, Passwd: passwd, Group: group, TargetPid: targetPid,
+		ImageVolumes: imageVolumes,
 		Sandbox: spec.Sandbox{ID: sb.ID, Config: pod.Config, NetNS: sb.NetNS, IPC: sb.IPC, UTS: sb.UTS,
 			InfraPid: pod.InfraPid, Dir: sb.Dir, Shm: podShm(sb), Hostname: podHostname(pod.Config),
 			Userns: sb.Userns, UIDMappings: uids, GIDMappings: gids},

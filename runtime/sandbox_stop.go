@@ -55,6 +55,9 @@ func (r *Runtime) stopLocked(ctx context.Context, sb *Sandbox) error {
 	if err := unmountPodShm(sb.Dir); err != nil {
 		return fmt.Errorf("pod sandbox %s: %w", sb.ID, err)
 	}
+	if err := r.unmountImageVolumes(ctx, sb); err != nil {
+		return fmt.Errorf("pod sandbox %s: %w", sb.ID, err)
+	}
 	if sb.State == SandboxNotReady {
 		return nil
 	}

@@ -98,6 +98,16 @@ func withMounts(in Input) oci.SpecOpts {
 			if dest == "" || !filepath.IsAbs(dest) {
 				return fmt.Errorf("%s.container_path: %q is not an absolute path: %w", field, dest, errdefs.ErrInvalidArgument)
 			}
+			if m.GetImage() != nil {
+				// An image volume: the runtime has mounted the image (read-only) for the pod.
+				src, ok := in.ImageVolumes[i]
+				if !ok {
+					return fmt.Errorf("%s.image %q: not mounted for the pod: %w", field, m.GetImage().GetImage(), errdefs.ErrInvalidArgument)
+				}
+				s.Mounts = slices.DeleteFunc(s.Mounts, func(x specs.Mount) bool { return filepath.Clean(x.Destination) == filepath.Clean(dest) })
+				s.Mounts = append(s.Mounts, specs.Mount{Source: src, Destination: dest, Type: "bind", Options: []string{"rbind", "rprivate", "ro"}})
+				continue
+			}
 			if m.GetHostPath() == "" {
 				return fmt.Errorf("%s.host_path: empty: %w", field, errdefs.ErrInvalidArgument)
 			}

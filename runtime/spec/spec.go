@@ -79,6 +79,9 @@ type Input struct {
 	Passwd, Group []byte
 	// TargetPid is the process whose PID namespace a container with NamespaceMode TARGET joins.
 	TargetPid uint32
+	// ImageVolumes are the host paths of the config's image mounts (Mount.image), by their index
+	// in its mounts: the image, or its image_sub_path, mounted read-only for the pod.
+	ImageVolumes map[int]string
 }
 
 // Result is the spec and what the runtime must know about it.

@@ -248,6 +248,7 @@ func TestMounts(t *testing.T) {
 		dest     string
 		wantOpts []string
 		rootfs   string
+		source   string // checked when set
 		wantErr  bool
 	}{
 		{desc: "pod files", dest: "/etc/resolv.conf", wantOpts: []string{"rbind", "rprivate", "rw"}},
@@ -272,6 +273,13 @@ func TestMounts(t *testing.T) {
 			Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL}, "slave"), wantErr: true},
 		{desc: "relative container path", mutate: withMount(&runtimeapi.Mount{HostPath: "/data", ContainerPath: "data"}, "private"), wantErr: true},
 		{desc: "no host path", mutate: withMount(&runtimeapi.Mount{ContainerPath: "/data"}, "private"), wantErr: true},
+		{desc: "image volume", mutate: func(in *Input) {
+			withMount(&runtimeapi.Mount{ContainerPath: "/data", Readonly: true, Image: &runtimeapi.ImageSpec{Image: "sha256:abc"},
+				UidMappings: []*runtimeapi.IDMapping{{HostId: 1000, Length: 65536}}}, "private")(in)
+			in.ImageVolumes = map[int]string{0: "/run/berth/pods/pod1/image-volumes/abc"}
+		}, dest: "/data", wantOpts: []string{"rbind", "rprivate", "ro"}, source: "/run/berth/pods/pod1/image-volumes/abc"},
+		{desc: "image volume the runtime did not mount", mutate: withMount(&runtimeapi.Mount{ContainerPath: "/data", Readonly: true,
+			Image: &runtimeapi.ImageSpec{Image: "sha256:abc"}}, "private"), wantErr: true},
 	}
 	for _, test := range tests {
 		t.Run(test.desc, func(t *testing.T) {
@@ -288,6 +296,9 @@ func TestMounts(t *testing.T) {
 			m, ok := mountAt(r.Spec, test.dest)
 			if !ok || !slices.Equal(m.Options, test.wantOpts) {
 				t.Errorf("mount at %s = %+v (%v), want options %v", test.dest, m, ok, test.wantOpts)
+			}
+			if test.source != "" && (m.Source != test.source || len(m.UIDMappings) > 0) {
+				t.Errorf("mount at %s = %+v, want source %s and no id mappings (the image is idmapped by the snapshotter)", test.dest, m, test.source)
 			}
 			if r.Spec.Linux.RootfsPropagation != test.rootfs {
 				t.Errorf("rootfs propagation = %q, want %q", r.Spec.Linux.RootfsPropagation, test.rootfs)

@@ -114,6 +114,22 @@ spec:
     imagePullPolicy: IfNotPresent
     command: [sleep, "3600"]
 `,
+	// An image volume (GA in the kubelet since 1.36): the busybox image's files read-only at
+	// /img, and its bin directory alone (subPath) at /imgbin.
+	"imagevolume": `apiVersion: v1
+kind: Pod
+metadata: {name: imagevolume}
+spec:
+  containers:
+  - name: app
+    image: %[1]s
+    imagePullPolicy: IfNotPresent
+    command: [sleep, "3600"]
+    volumeMounts: [{name: img, mountPath: /img}, {name: img, mountPath: /imgbin, subPath: bin}]
+  volumes:
+  - name: img
+    image: {reference: %[1]s, pullPolicy: IfNotPresent}
+`,
 	// Numbered lines, ten a second: a lost log line shows as a gap.
 	"ticker": `apiVersion: v1
 kind: Pod
@@ -129,9 +145,9 @@ spec:
 
 // TestKubeletSmoke runs the pod shapes a kubelet makes on a berth node, through a real kubelet:
 // probes and a liveness restart, an init container, a crash loop, resource limits with the
-// kubelet's hugepage limits, a shared PID namespace, host network, logs and exec through the
-// kubelet's API, berthd killed and restarted under the kubelet, and graceful termination with a
-// preStop hook.
+// kubelet's hugepage limits, a shared PID namespace, host network, an image volume, logs and exec
+// through the kubelet's API, berthd killed and restarted under the kubelet, and graceful
+// termination with a preStop hook.
 func TestKubeletSmoke(t *testing.T) {
 	n := startNode(t)
 	shared := t.TempDir()
@@ -142,7 +158,7 @@ func TestKubeletSmoke(t *testing.T) {
 	}
 	// The first pull and every pod's start: allow for a loaded CI machine.
 	for _, c := range [][2]string{{"probes", "web"}, {"init", "main"}, {"graceful", "app"}, {"limits", "app"},
-		{"sharedpid", "a"}, {"sharedpid", "b"}, {"hostnet", "app"}, {"ticker", "app"}} {
+		{"sharedpid", "a"}, {"sharedpid", "b"}, {"hostnet", "app"}, {"ticker", "app"}, {"imagevolume", "app"}} {
 		n.running(t, c[0], c[1], 2*time.Minute)
 	}
 
@@ -179,6 +195,23 @@ func TestKubeletSmoke(t *testing.T) {
 		host, _ := os.Readlink("/proc/self/ns/net")
 		if got := strings.TrimSpace(n.execSync(t, c.Id, "readlink", "/proc/self/ns/net")); got != host {
 			t.Errorf("container's network namespace = %s, the node's = %s", got, host)
+		}
+	})
+
+	t.Run("image volume", func(t *testing.T) {
+		c := n.running(t, "imagevolume", "app", time.Second)
+		out := n.execSync(t, c.Id, "sh", "-c", "test -x /img/bin/sh && test -x /imgbin/sh && ! touch /img/written 2>/dev/null && echo ok")
+		if strings.TrimSpace(out) != "ok" {
+			t.Errorf("the image volume at /img (and its bin at /imgbin) is not the image's, read-only: %q", out)
+		}
+		var images int
+		for _, m := range n.status(t, c.Id).GetMounts() {
+			if m.GetImage().GetImageRef() != "" {
+				images++
+			}
+		}
+		if images != 2 {
+			t.Errorf("ContainerStatus reports %d image mounts with their image_ref, want 2", images)
 		}
 	})
 
@@ -247,7 +280,7 @@ func TestKubeletSmoke(t *testing.T) {
 
 	t.Run("berthd killed and restarted under the kubelet", func(t *testing.T) {
 		stable := map[string]*runtimeapi.Container{}
-		for _, p := range []string{"init", "limits", "sharedpid", "hostnet", "ticker", "graceful", "probes"} {
+		for _, p := range []string{"init", "limits", "sharedpid", "hostnet", "ticker", "graceful", "probes", "imagevolume"} {
 			for _, c := range n.containers(t, p, "") {
 				if c.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
 					stable[p+"/"+c.Metadata.Name] = c
