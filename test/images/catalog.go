@@ -61,8 +61,11 @@ func Catalog(src Sources) (map[string]v1.Image, error) {
 		// Three layers, for pull benchmarks.
 		"docker.io/berth/bench-pull:3": {webConfig("nginx", 80), []v1.Layer{b.base, b.ipcs, b.nginx}},
 		// containerd's own CRI needs a sandbox image (for the comparison runs); berth does not.
-		"registry.k8s.io/pause:3.10.1":                     {v1.Config{Entrypoint: []string{"/pause"}}, []v1.Layer{b.pause}},
-		"registry.k8s.io/pause:3.10.2":                     {v1.Config{Entrypoint: []string{"/pause"}}, []v1.Layer{b.pause}},
+		"registry.k8s.io/pause:3.10.1": {v1.Config{Entrypoint: []string{"/pause"}}, []v1.Layer{b.pause}},
+		"registry.k8s.io/pause:3.10.2": {v1.Config{Entrypoint: []string{"/pause"}}, []v1.Layer{b.pause}},
+		// One image under two registries' names, for critest's image identity specs.
+		"registry.k8s.io/pause:3.9":                        {v1.Config{Entrypoint: []string{"/pause"}}, []v1.Layer{b.pause}},
+		"k8s.gcr.io/pause:3.9":                             {v1.Config{Entrypoint: []string{"/pause"}}, []v1.Layer{b.pause}},
 		criTools + "test-image-user-uid:latest":            {user("1002"), []v1.Layer{b.base}},
 		criTools + "test-image-user-username:latest":       {user("www-data"), []v1.Layer{b.base}},
 		criTools + "test-image-user-uid-group:latest":      {user("1003:users"), []v1.Layer{b.base}},
