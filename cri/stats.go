@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/runtime"
 )
 
 // Stats reads the resource usage of containers and pods.
@@ -13,6 +15,7 @@ type Stats interface {
 	ListContainerStats(ctx context.Context) ([]*runtimeapi.ContainerStats, error)
 	PodSandboxStats(ctx context.Context, id string) (*runtimeapi.PodSandboxStats, error)
 	ListPodSandboxStats(ctx context.Context) ([]*runtimeapi.PodSandboxStats, error)
+	ListPodSandboxMetrics(ctx context.Context) ([]runtime.PodMetrics, error)
 }
 
 // ContainerStats returns one container's resource usage.

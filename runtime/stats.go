@@ -308,7 +308,7 @@ func (r *Runtime) podStats(ctx context.Context, v SandboxView) *runtimeapi.PodSa
 
 // networkUsage makes CRI network usage of interface counters: the default interface is eth0 (the
 // one CNI adds), else the first; the others are listed apart from it.
-func networkUsage(now time.Time, ifaces []interfaceCounters) *runtimeapi.NetworkUsage {
+func networkUsage(now time.Time, ifaces []InterfaceCounters) *runtimeapi.NetworkUsage {
 	n := &runtimeapi.NetworkUsage{Timestamp: now.UnixNano()}
 	def := 0
 	for i, c := range ifaces {

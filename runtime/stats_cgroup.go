@@ -50,7 +50,7 @@ var v1Roots = sync.OnceValue(func() map[string]string {
 		}
 		for _, opt := range strings.Split(g[2], ",") {
 			switch opt {
-			case "cpuacct", "memory", "pids":
+			case "cpu", "cpuacct", "memory", "pids", "blkio":
 				if _, seen := roots[opt]; !seen {
 					roots[opt] = f[4]
 				}

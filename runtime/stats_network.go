@@ -13,10 +13,12 @@ import (
 	"github.com/berth-runtime/berth/runtime/namespace"
 )
 
-// interfaceCounters are an interface's traffic counters.
-type interfaceCounters struct {
+// InterfaceCounters are an interface's traffic counters.
+type InterfaceCounters struct {
 	Name                                 string
 	RxBytes, RxErrors, TxBytes, TxErrors uint64
+	RxPackets, RxDropped                 uint64
+	TxPackets, TxDropped                 uint64
 }
 
 // networkCounters reads the counters of every interface but lo in the network namespace pinned
@@ -24,7 +26,7 @@ type interfaceCounters struct {
 // through /proc/<pid>/net/dev of one of pids (the pod's processes) that is in it, a file read
 // where joining the namespace takes a locked thread and two setns calls; by joining it when
 // none is (a pod with no running process).
-func podNetworkCounters(netns string, pids []uint32) ([]interfaceCounters, error) {
+func podNetworkCounters(netns string, pids []uint32) ([]InterfaceCounters, error) {
 	var want unix.Stat_t
 	if err := unix.Stat(netns, &want); err == nil {
 		for _, pid := range pids {
@@ -42,7 +44,7 @@ func podNetworkCounters(netns string, pids []uint32) ([]interfaceCounters, error
 }
 
 // at netns, from /proc/thread-self/net/dev read on a thread inside it.
-func networkCounters(netns string) ([]interfaceCounters, error) {
+func networkCounters(netns string) ([]InterfaceCounters, error) {
 	var data []byte
 	err := namespace.Do(namespace.Net, netns, func() (err error) {
 		data, err = os.ReadFile("/proc/thread-self/net/dev")
@@ -56,8 +58,8 @@ func networkCounters(netns string) ([]interfaceCounters, error) {
 
 // parseNetDev parses /proc/net/dev: two header lines, then "name: rx-bytes packets errs drop
 // fifo frame compressed multicast tx-bytes packets errs ...".
-func parseNetDev(data []byte) ([]interfaceCounters, error) {
-	var out []interfaceCounters
+func parseNetDev(data []byte) ([]InterfaceCounters, error) {
+	var out []InterfaceCounters
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for line := 0; sc.Scan(); line++ {
 		if line < 2 {
@@ -76,7 +78,8 @@ func parseNetDev(data []byte) ([]interfaceCounters, error) {
 			continue
 		}
 		n := func(i int) uint64 { v, _ := strconv.ParseUint(f[i], 10, 64); return v }
-		out = append(out, interfaceCounters{Name: name, RxBytes: n(0), RxErrors: n(2), TxBytes: n(8), TxErrors: n(10)})
+		out = append(out, InterfaceCounters{Name: name, RxBytes: n(0), RxPackets: n(1), RxErrors: n(2), RxDropped: n(3),
+			TxBytes: n(8), TxPackets: n(9), TxErrors: n(10), TxDropped: n(11)})
 	}
 	return out, sc.Err()
 }

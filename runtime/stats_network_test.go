@@ -10,13 +10,14 @@ func TestParseNetDev(t *testing.T) {
 	data := []byte(`Inter-|   Receive                                                |  Transmit
  face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
     lo:     140       2    0    0    0     0          0         0      140       2    0    0    0     0       0          0
-  eth0:    1296      14    1    0    0     0          0         0      726       9    2    0    0     0       0          0
+  eth0:    1296      14    1    3    0     0          0         0      726       9    2    4    0     0       0          0
 `)
 	got, err := parseNetDev(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []interfaceCounters{{Name: "eth0", RxBytes: 1296, RxErrors: 1, TxBytes: 726, TxErrors: 2}}
+	want := []InterfaceCounters{{Name: "eth0", RxBytes: 1296, RxPackets: 14, RxErrors: 1, RxDropped: 3,
+		TxBytes: 726, TxPackets: 9, TxErrors: 2, TxDropped: 4}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v, want %+v", got, want)
 	}

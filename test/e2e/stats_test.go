@@ -119,13 +119,34 @@ func TestStatsFollowUsage(t *testing.T) {
 	for _, c := range metrics.PodMetrics[0].ContainerMetrics {
 		for _, m := range c.Metrics {
 			values[m.Name] += m.Value.GetValue()
-			if len(m.LabelValues) != 6 || m.LabelValues[0] != "burner" || m.LabelValues[5] != "stats" {
+			// cAdvisor's container labels first; some metrics have more (device, failure_type...).
+			if len(m.LabelValues) < 6 || m.LabelValues[0] != "burner" || m.LabelValues[5] != "stats" {
 				t.Errorf("labels of %s: %v", m.Name, m.LabelValues)
 			}
 		}
 	}
 	if values["container_memory_working_set_bytes"] < 64<<20 || values["container_network_receive_bytes_total"] < 1<<20 || values["container_cpu_usage_seconds_total"] == 0 {
 		t.Errorf("pod metrics: %v", values)
+	}
+	// The rest of cAdvisor's set, read from the container's cgroup, its processes and the file
+	// system its writable layer is on.
+	for name, ok := range map[string]bool{
+		"container_cpu_user_seconds_total":        values["container_cpu_user_seconds_total"] >= 1, // a CPU burnt for over 10 s
+		"container_spec_memory_limit_bytes":       values["container_spec_memory_limit_bytes"] == 256<<20,
+		"container_spec_cpu_shares":               values["container_spec_cpu_shares"] > 0,
+		"container_processes":                     values["container_processes"] >= 1,
+		"container_threads":                       values["container_threads"] >= 1,
+		"container_file_descriptors":              values["container_file_descriptors"] >= 1,
+		"container_fs_usage_bytes":                values["container_fs_usage_bytes"] >= 4<<20,
+		"container_fs_inodes_total":               values["container_fs_inodes_total"] > values["container_fs_inodes_free"],
+		"container_fs_limit_bytes":                values["container_fs_limit_bytes"] > 0,
+		"container_start_time_seconds":            values["container_start_time_seconds"] > uint64(time.Now().Add(-time.Hour).Unix()),
+		"container_network_receive_packets_total": values["container_network_receive_packets_total"] > 0,
+		"container_memory_failures_total":         values["container_memory_failures_total"] > 0,
+	} {
+		if !ok {
+			t.Errorf("pod metrics: %s = %d", name, values[name])
+		}
 	}
 
 	// crictl shows them.

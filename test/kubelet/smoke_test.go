@@ -370,4 +370,21 @@ func TestKubeletWithEventedPLEG(t *testing.T) {
 		cpu := n.metric(t, "/metrics/resource", "container_cpu_usage_seconds_total", `container="app"`, `pod="`+n.podName("ticker")+`"`)
 		return mem > 0 && cpu > 0, fmt.Sprintf("memory %v, cpu %v", mem, cpu)
 	})
+	// With PodAndContainerStatsFromCRI the kubelet's /metrics/cadvisor is berth's
+	// ListPodSandboxMetrics.
+	waitFor(t, 60*time.Second, "the ticker's processes, threads, files and network in the kubelet's cAdvisor metrics", func() (bool, string) {
+		var got []string
+		ok := true
+		for _, name := range []string{"container_processes", "container_threads", "container_file_descriptors", "container_spec_cpu_shares", "container_start_time_seconds"} {
+			v := n.metric(t, "/metrics/cadvisor", name, `container="app"`, `pod="`+n.podName("ticker")+`"`)
+			ok = ok && v > 0
+			got = append(got, fmt.Sprintf("%s %v", name, v))
+		}
+		if v := n.metric(t, "/metrics/cadvisor", "container_network_transmit_packets_total", `pod="`+n.podName("ticker")+`"`); v == 0 {
+			// A pod that sent nothing has sent nothing: the series must be there all the same.
+			text, _ := n.k.Get(ctx(t), "/metrics/cadvisor")
+			ok = ok && strings.Contains(text, "container_network_transmit_packets_total{")
+		}
+		return ok, strings.Join(got, ", ")
+	})
 }
