@@ -23,11 +23,12 @@ func usernsOptions(hostID uint32) *runtimeapi.UserNamespace {
 
 // TestUserNamespacedPod runs a pod with a user namespace of its own (the kubelet's hostUsers:
 // false): its root is an unprivileged id of the node, its image's files are its root's (idmapped
-// layers), a volume is idmapped only when the kubelet asks, and the node's files stay the node's.
+// layers, image volumes too), a volume is idmapped only when the kubelet asks, and the node's
+// files stay the node's.
 func TestUserNamespacedPod(t *testing.T) {
 	_, hosts := serveImages(t, nil)
 	d := startDaemon(t, "--registry-config-dir", hosts, "--cni-conf-dir", podNetwork(t))
-	mustPull(t, d.Image, busyboxRef)
+	imageID := mustPull(t, d.Image, busyboxRef)
 	cfg := podConfig("userns")
 	cfg.LogDirectory = t.TempDir()
 	cfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions = usernsOptions(usernsHostID)
@@ -47,6 +48,7 @@ func TestUserNamespacedPod(t *testing.T) {
 		c.Mounts = []*runtimeapi.Mount{
 			{HostPath: plain, ContainerPath: "/plain"},
 			{HostPath: mapped, ContainerPath: "/mapped", UidMappings: mapping, GidMappings: mapping},
+			{ContainerPath: "/image", Readonly: true, Image: &runtimeapi.ImageSpec{Image: imageID}, UidMappings: mapping, GidMappings: mapping},
 		}
 	})
 
@@ -59,6 +61,10 @@ func TestUserNamespacedPod(t *testing.T) {
 	// The image's files are root's inside: the layers are mounted idmapped.
 	if got := strings.TrimSpace(env.exec(t, id, "stat", "-c", "%u:%g", "/bin/busybox")); got != "0:0" {
 		t.Errorf("/bin/busybox inside is owned by %s, want 0:0 (idmapped layers)", got)
+	}
+	// ... and so are an image volume's.
+	if got := strings.TrimSpace(env.exec(t, id, "stat", "-c", "%u:%g", "/image/bin/busybox")); got != "0:0" {
+		t.Errorf("/image/bin/busybox (an image volume) inside is owned by %s, want 0:0 (idmapped)", got)
 	}
 	// What the pod's root writes in a plain volume is the mapped id's on the node.
 	env.exec(t, id, "sh", "-c", "echo hi > /plain/from-pod && echo hi > /tmp/in-rootfs")
