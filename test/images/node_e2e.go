@@ -13,7 +13,8 @@ import (
 // specs need. agnhost is the real program on a busybox base (the real image is alpine with
 // network tools), with ./testbin as its UDP-capable nc and, when hack/install-node-e2e.sh put
 // them beside agnhost, the porter's localhost.crt and .key for TLS; nginx and nonewprivs are
-// ./testbin; nonroot is busybox with USER 1234; glibc-dns-testing is busybox. busybox 1.37.0-2
+// ./testbin; nonroot is busybox with USER 1234; glibc-dns-testing is busybox; kitten (image
+// volumes) has the files the specs read. busybox 1.37.0-2
 // and pause 3.10.2 are in every catalog.
 func addNodeE2EImages(b *builder, agnhostPath string, add func(ref string, cfg v1.Config, layers ...v1.Layer)) error {
 	agnhost, err := os.ReadFile(agnhostPath)
@@ -42,6 +43,15 @@ func addNodeE2EImages(b *builder, agnhostPath string, add func(ref string, cfg v
 	if err != nil {
 		return err
 	}
+
+	// kitten, the image volume specs' volume: an Alpine image with a picture and its data.json.
+	kitten, err := layer(file("data.json", 0o644, []byte(`{"image": "kitten.jpg"}`+"\n")), file("kitten.jpg", 0o644, []byte("a kitten\n")),
+		file("etc/os-release", 0o644, []byte("NAME=\"Alpine Linux\"\nID=alpine\n")),
+		file("etc/passwd", 0o644, []byte(passwd)))
+	if err != nil {
+		return err
+	}
+	add(e2eImages+"kitten:1.8", v1.Config{Cmd: []string{"sh"}, Env: []string{defaultPath}}, b.base, kitten)
 
 	// b.ipcs brings the curl (and pgrep, nmeter) the specs run in agnhost.
 	add(e2eImages+"agnhost:2.66.1", agnhostCfg, b.base, b.ipcs, agnhostLayer)
