@@ -100,8 +100,9 @@ func (s *RuntimeService) Status(ctx context.Context, req *runtimeapi.StatusReque
 			},
 		})
 	}
-	// Merge and Strict are both applied, and ContainerStatus reports the user a container runs as.
-	resp.Features = &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true}
+	// Merge and Strict are both applied, and ContainerStatus reports the user a container runs as;
+	// mounts take the bind mount options noexec, nodev and nosuid.
+	resp.Features = &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true, MountOptions: true}
 	if req.GetVerbose() {
 		resp.Info = s.verboseInfo(ctx)
 	}

@@ -104,8 +104,12 @@ func withMounts(in Input) oci.SpecOpts {
 				if !ok {
 					return fmt.Errorf("%s.image %q: not mounted for the pod: %w", field, m.GetImage().GetImage(), errdefs.ErrInvalidArgument)
 				}
+				opts, err := withBindOptions(field, []string{"rbind", "rprivate", "ro"}, m.GetMountOptions())
+				if err != nil {
+					return err
+				}
 				s.Mounts = slices.DeleteFunc(s.Mounts, func(x specs.Mount) bool { return filepath.Clean(x.Destination) == filepath.Clean(dest) })
-				s.Mounts = append(s.Mounts, specs.Mount{Source: src, Destination: dest, Type: "bind", Options: []string{"rbind", "rprivate", "ro"}})
+				s.Mounts = append(s.Mounts, specs.Mount{Source: src, Destination: dest, Type: "bind", Options: opts})
 				continue
 			}
 			if m.GetHostPath() == "" {
@@ -152,6 +156,9 @@ func withMounts(in Input) oci.SpecOpts {
 			} else {
 				opts = append(opts, "rw")
 			}
+			if opts, err = withBindOptions(field, opts, m.GetMountOptions()); err != nil {
+				return err
+			}
 			// SELinux relabelling (selinux_relabel) is ignored: SELinux is not enabled here.
 			s.Mounts = slices.DeleteFunc(s.Mounts, func(x specs.Mount) bool { return filepath.Clean(x.Destination) == filepath.Clean(dest) })
 			mnt := specs.Mount{Source: src, Destination: dest, Type: "bind", Options: opts}
@@ -162,6 +169,23 @@ func withMounts(in Input) oci.SpecOpts {
 		}
 		return nil
 	}
+}
+
+// bindMountOptions are the options a CRI mount may add (mount_options, the kubelet's
+// bindMountOptions of a volume mount): runc applies them to the bind mount.
+var bindMountOptions = []string{"noexec", "nodev", "nosuid"}
+
+// withBindOptions adds a mount's mount_options to opts; another option is refused.
+func withBindOptions(field string, opts, extra []string) ([]string, error) {
+	for _, o := range extra {
+		if !slices.Contains(bindMountOptions, o) {
+			return nil, fmt.Errorf("%s.mount_options: %q is not one of %v: %w", field, o, bindMountOptions, errdefs.ErrInvalidArgument)
+		}
+		if !slices.Contains(opts, o) {
+			opts = append(opts, o)
+		}
+	}
+	return opts, nil
 }
 
 // idMappings converts CRI id mappings to the OCI spec's.

@@ -278,6 +278,9 @@ func TestMounts(t *testing.T) {
 				UidMappings: []*runtimeapi.IDMapping{{HostId: 1000, Length: 65536}}}, "private")(in)
 			in.ImageVolumes = map[int]string{0: "/run/berth/pods/pod1/image-volumes/abc"}
 		}, dest: "/data", wantOpts: []string{"rbind", "rprivate", "ro"}, source: "/run/berth/pods/pod1/image-volumes/abc"},
+		{desc: "bind mount options", mutate: withMount(&runtimeapi.Mount{HostPath: "/data", ContainerPath: "/data", MountOptions: []string{"noexec", "nosuid", "noexec"}}, "private"),
+			dest: "/data", wantOpts: []string{"rbind", "rprivate", "rw", "noexec", "nosuid"}},
+		{desc: "a mount option that is not a bind mount's", mutate: withMount(&runtimeapi.Mount{HostPath: "/data", ContainerPath: "/data", MountOptions: []string{"remount"}}, "private"), wantErr: true},
 		{desc: "image volume the runtime did not mount", mutate: withMount(&runtimeapi.Mount{ContainerPath: "/data", Readonly: true,
 			Image: &runtimeapi.ImageSpec{Image: "sha256:abc"}}, "private"), wantErr: true},
 	}
