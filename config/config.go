@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -77,6 +78,11 @@ type Config struct {
 	ImagePullProgressTimeout Duration `toml:"image-pull-progress-timeout" json:"image-pull-progress-timeout"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `toml:"log-level" json:"log-level"`
+	// RuntimeHandlers are runtime handlers besides runc, the default, by the name a RuntimeClass
+	// gives as its handler: each runs its pods' containers with containerd's runc shim and the
+	// OCI runtime executable it names (runc-compatible; empty: the shim's runc, the default
+	// handler under another name, as Kubernetes' CI sets up "test-handler").
+	RuntimeHandlers map[string]string `toml:"runtime-handlers" json:"runtime-handlers"`
 }
 
 // Default returns the configuration berthd runs with when nothing overrides it.
@@ -176,8 +182,25 @@ func (c *Config) Validate() error {
 	if _, err := ParseLogLevel(c.LogLevel); err != nil {
 		return err
 	}
+	for name, bin := range c.RuntimeHandlers {
+		if !handlerName.MatchString(name) || len(name) > 63 {
+			return fmt.Errorf("runtime-handlers: %q is not a handler name (a DNS label: lowercase letters, digits and '-')", name)
+		}
+		if name == DefaultRuntimeHandler {
+			return fmt.Errorf("runtime-handlers: %q is the default handler", name)
+		}
+		if bin != "" && !filepath.IsAbs(bin) {
+			return fmt.Errorf("runtime-handlers: %s = %q is not an absolute path", name, bin)
+		}
+	}
 	return nil
 }
+
+// DefaultRuntimeHandler is the handler of a pod that names none: runc.
+const DefaultRuntimeHandler = "runc"
+
+// handlerName is what a RuntimeClass's handler must be (a DNS-1123 label).
+var handlerName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 
 // ParseLogLevel turns a log-level value into a slog level.
 func ParseLogLevel(s string) (slog.Level, error) {

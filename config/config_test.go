@@ -81,6 +81,18 @@ log-level = "debug"
 		{desc: "bad duration", args: []string{"--config", file, "--image-pull-progress-timeout", "soon"}, wantErr: `"soon" is not a duration`},
 		{desc: "zero duration", args: []string{"--config", file, "--image-pull-progress-timeout", "0s"}, wantErr: "image-pull-progress-timeout: 0s must be positive"},
 		{desc: "stray argument", args: []string{"--config", file, "extra"}, wantErr: `unexpected argument "extra"`},
+		{
+			desc: "runtime handlers from file and flags",
+			args: []string{"--config", writeFile(t, "[runtime-handlers]\ntest-handler = \"\"\nkata = \"/usr/bin/kata-runtime\"\n"),
+				"--runtime-handler", "crun=/usr/bin/crun", "--runtime-handler", "other"},
+			want: func(c *Config) {
+				c.RuntimeHandlers = map[string]string{"test-handler": "", "kata": "/usr/bin/kata-runtime", "crun": "/usr/bin/crun", "other": ""}
+			},
+		},
+		{desc: "runtime handler that is no DNS label", args: []string{"--config", file, "--runtime-handler", "My_Handler"}, wantErr: `runtime-handlers: "My_Handler" is not a handler name`},
+		{desc: "runtime handler named as the default", args: []string{"--config", file, "--runtime-handler", "runc=/usr/bin/runc"}, wantErr: `"runc" is the default handler`},
+		{desc: "runtime handler with a relative binary", args: []string{"--config", file, "--runtime-handler", "crun=crun"}, wantErr: `crun = "crun" is not an absolute path`},
+		{desc: "runtime handler without a name", args: []string{"--config", file, "--runtime-handler", "=/usr/bin/crun"}, wantErr: "want name"},
 	}
 	for _, test := range tests {
 		t.Run(test.desc, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 )
 
@@ -72,7 +73,37 @@ func NewFlagSet(cfg *Config, output io.Writer) *flag.FlagSet {
 	fs.BoolVar(&cfg.TolerateMissingHugetlbController, "tolerate-missing-hugetlb-controller", cfg.TolerateMissingHugetlbController, "leave hugepage limits out when the node has no hugetlb cgroup controller (false: fail the container)")
 	fs.Var(&cfg.ImagePullProgressTimeout, "image-pull-progress-timeout", "cancel an image pull that receives nothing for this long")
 	fs.Var((*stringValue)(&cfg.LogLevel), "log-level", "debug, info, warn or error")
+	fs.Var((*handlersValue)(&cfg.RuntimeHandlers), "runtime-handler", "a runtime handler besides runc: name, or name=/path/to/oci-runtime (repeatable)")
 	return fs
+}
+
+// handlersValue adds a runtime handler per --runtime-handler: name (the shim's runc) or
+// name=binary.
+type handlersValue map[string]string
+
+func (h *handlersValue) String() string {
+	var parts []string
+	for name, bin := range *h {
+		if bin == "" {
+			parts = append(parts, name)
+		} else {
+			parts = append(parts, name+"="+bin)
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+func (h *handlersValue) Set(v string) error {
+	name, bin, _ := strings.Cut(v, "=")
+	if name == "" {
+		return fmt.Errorf("%q: want name or name=/path/to/oci-runtime", v)
+	}
+	if *h == nil {
+		*h = map[string]string{}
+	}
+	(*h)[name] = bin
+	return nil
 }
 
 type stringValue string

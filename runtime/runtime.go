@@ -7,6 +7,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -50,6 +52,9 @@ type Options struct {
 	// OwnShims makes berth start each new pod's shim itself, with the pod (see ShimConfig);
 	// it needs Shim.Binary.
 	OwnShims bool
+	// Handlers are the runtime handlers besides DefaultHandler: name to the OCI runtime
+	// executable the runc shim runs for their pods ("": the shim's runc).
+	Handlers map[string]string
 }
 
 // Images is what the runtime needs of the image service.
@@ -80,6 +85,7 @@ type Runtime struct {
 	cgroupDriver string
 	shim         ShimConfig
 	ownShims     bool
+	handlers     map[string]string
 	stats        statsCache
 	// layerRefreshes bounds the writable layer measurements made aside from stats calls.
 	layerRefreshes chan struct{}
@@ -101,7 +107,7 @@ func New(client *containerd.Client, opts Options) *Runtime {
 		containers: newContainerStore(), images: opts.Images,
 		settings:    hostSettings(opts.CgroupDriver, opts.SeccompProfileRoot, opts.TolerateMissingHugetlb),
 		pauseBinary: opts.PauseBinary, cgroupDriver: opts.CgroupDriver, shim: opts.Shim,
-		ownShims: opts.OwnShims && opts.Shim.Binary != "", layerRefreshes: make(chan struct{}, 2)}
+		ownShims: opts.OwnShims && opts.Shim.Binary != "", handlers: opts.Handlers, layerRefreshes: make(chan struct{}, 2)}
 }
 
 // LoadInBackground calls Load until it succeeds (containerd may not answer yet) or ctx ends.
@@ -163,7 +169,9 @@ func (r *Runtime) Load(ctx context.Context) error {
 }
 
 // Handlers lists the runtime handlers pods can ask for.
-func (r *Runtime) Handlers() []string { return []string{DefaultHandler} }
+func (r *Runtime) Handlers() []string {
+	return append([]string{DefaultHandler}, slices.Sorted(maps.Keys(r.handlers))...)
+}
 
 // Connect returns a containerd client for address. It does not wait for containerd: a containerd
 // that is down or not there yet makes calls fail, not Connect, and the client reconnects when it

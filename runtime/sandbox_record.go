@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	runcoptions "github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/sandbox"
 	"github.com/containerd/errdefs"
@@ -86,6 +87,10 @@ func (r *Runtime) createRecord(ctx context.Context, sb *Sandbox) error {
 			return fmt.Errorf("record pod sandbox %s in containerd: %w", sb.ID, err)
 		}
 	}
+	runtimeInfo, err := r.runtimeInfo(sb.RuntimeHandler)
+	if err != nil {
+		return err
+	}
 	md := sb.Config.GetMetadata()
 	c := containers.Container{
 		ID: sb.ID,
@@ -93,7 +98,7 @@ func (r *Runtime) createRecord(ctx context.Context, sb *Sandbox) error {
 			labelKind: kindSandbox, labelPodName: md.GetName(), labelPodNamespace: md.GetNamespace(),
 			labelPodUID: md.GetUid(), labelPodAttempt: strconv.FormatUint(uint64(md.GetAttempt()), 10),
 		},
-		Runtime:    containers.RuntimeInfo{Name: runcRuntime},
+		Runtime:    runtimeInfo,
 		Spec:       emptySpec,
 		Extensions: map[string]typeurl.Any{sandboxExtension: ext},
 	}
@@ -154,11 +159,23 @@ func podUsernsPin(dir string, cfg *runtimeapi.PodSandboxConfig) string {
 
 func (r *Runtime) sandboxDir(id string) string { return filepath.Join(r.stateDir, "pods", id) }
 
-// runtimeInfo is the containerd runtime of a runtime handler. berth has one handler, runc, run
-// by the runc v2 shim.
+// runtimeInfo is the containerd runtime of a runtime handler: the runc v2 shim, running the
+// handler's OCI runtime executable when it names one (the shim's BinaryName option).
 func (r *Runtime) runtimeInfo(handler string) (containers.RuntimeInfo, error) {
-	if handler != "" && handler != DefaultHandler {
+	if handler == "" || handler == DefaultHandler {
+		return containers.RuntimeInfo{Name: runcRuntime}, nil
+	}
+	bin, ok := r.handlers[handler]
+	if !ok {
 		return containers.RuntimeInfo{}, fmt.Errorf("runtime handler %q is not configured: %w", handler, errdefs.ErrInvalidArgument)
 	}
-	return containers.RuntimeInfo{Name: runcRuntime}, nil
+	info := containers.RuntimeInfo{Name: runcRuntime}
+	if bin != "" {
+		opts, err := typeurl.MarshalAny(&runcoptions.Options{BinaryName: bin})
+		if err != nil {
+			return containers.RuntimeInfo{}, err
+		}
+		info.Options = opts
+	}
+	return info, nil
 }

@@ -121,6 +121,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 
 		TolerateMissingHugetlb: cfg.TolerateMissingHugetlbController,
 		OwnShims:               cfg.ShimPrestart,
+		Handlers:               cfg.RuntimeHandlers,
 	})
 	reg.MustRegister(rt.Collector())
 	loadCtx, stopLoading := context.WithCancel(context.Background())

@@ -77,6 +77,9 @@ state = %[2]q
 
 [plugins."io.containerd.cri.v1.runtime"]
   restrict_oom_score_adj = true
+  # runc under a second name, as Kubernetes' CI configures it for its RuntimeClass specs.
+  [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.test-handler]
+    runtime_type = "io.containerd.runc.v2"
   [plugins."io.containerd.cri.v1.runtime".cni]
     bin_dirs = ["/opt/cni/bin"]
     conf_dir = %[5]q

@@ -167,7 +167,9 @@ func startRuntime(name, tmp, hostsDir, report string) (endpoint, process string,
 	if err := os.WriteFile(filepath.Join(cniDir, "10-node-e2e.conflist"), []byte(daemon.CNIConflist(e2eNetwork, e2eBridge, e2eSubnet)), 0o644); err != nil {
 		return "", "", nil, err
 	}
-	d, err := daemon.Start("--registry-config-dir", hostsDir, "--cni-conf-dir", cniDir, "--log-level", "info")
+	// test-handler: runc under a second name, the handler the suite's RuntimeClass specs ask for
+	// (Kubernetes' CI configures containerd so; StartContainerdCRI does too).
+	d, err := daemon.Start("--registry-config-dir", hostsDir, "--cni-conf-dir", cniDir, "--log-level", "info", "--runtime-handler", "test-handler")
 	if err != nil {
 		return "", "", nil, err
 	}
