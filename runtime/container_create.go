@@ -182,31 +182,39 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	return id, nil
 }
 
-// prepareSnapshot makes the container's writable layer on top of the image's, unpacking the
-// image first if it was pulled without being unpacked. The image's layers are named by the
-// diff ids of its config, which the image service has already read: a pulled image costs
-// the one Prepare call, and only an image that is not unpacked is read again.
-// For a pod with a user namespace of its own (uids, gids: its mappings), the snapshotter mounts
-// the image's layers idmapped, so that the pod's root owns what the node's root owns in them.
+// prepareSnapshot makes the container's writable layer on top of the image's (see
+// snapshotOfImage).
 func (r *Runtime) prepareSnapshot(ctx context.Context, id string, img *image.Image, uids, gids []specs.LinuxIDMapping) ([]mount.Mount, error) {
+	mounts, err := r.snapshotOfImage(ctx, r.client.SnapshotService(snapshotter).Prepare, id, img, uids, gids)
+	if err != nil {
+		return nil, fmt.Errorf("prepare the root file system of container %s: %w", id, err)
+	}
+	return mounts, nil
+}
+
+// snapshotOfImage makes the snapshot key on top of img's layers with create (the snapshotter's
+// Prepare, or View for a read-only one), unpacking the image first if it was pulled without
+// being unpacked. The image's layers are named by the diff ids of its config, which the image
+// service has already read: a pulled image costs the one call, and only an image that is not
+// unpacked is read again. For a pod with a user namespace of its own (uids, gids: its
+// mappings), the snapshotter mounts the image's layers idmapped, so that the pod's root owns
+// what the node's root owns in them.
+func (r *Runtime) snapshotOfImage(ctx context.Context, create func(context.Context, string, string, ...snapshots.Opt) ([]mount.Mount, error),
+	key string, img *image.Image, uids, gids []specs.LinuxIDMapping) ([]mount.Mount, error) {
 	var opts []snapshots.Opt
 	if len(uids) > 0 {
 		opts = append(opts, containerd.WithUserNSRemapperLabels(uids, gids))
 	}
 	parent := identity.ChainID(img.Config.RootFS.DiffIDs).String()
-	sn := r.client.SnapshotService(snapshotter)
-	mounts, err := sn.Prepare(ctx, id, parent, opts...)
+	mounts, err := create(ctx, key, parent, opts...)
 	if errdefs.IsNotFound(err) {
 		// The image's top layer is not there: unpack the image, then try again.
 		if uerr := r.unpack(ctx, img); uerr != nil {
 			return nil, uerr
 		}
-		mounts, err = sn.Prepare(ctx, id, parent, opts...)
+		mounts, err = create(ctx, key, parent, opts...)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("prepare the root file system of container %s: %w", id, err)
-	}
-	return mounts, nil
+	return mounts, err
 }
 
 // unpack unpacks img into the snapshotter.

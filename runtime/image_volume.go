@@ -8,14 +8,11 @@ import (
 	"path/filepath"
 	"slices"
 
-	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/core/mount"
-	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/errdefs"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/sys/mountinfo"
-	"github.com/opencontainers/image-spec/identity"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
@@ -132,21 +129,10 @@ func (r *Runtime) mountImageVolume(ctx context.Context, sb *Sandbox, img *image.
 		return "", fmt.Errorf("lease for the pod's image volumes: %w", err)
 	}
 	ctx = leases.WithLease(ctx, imageVolumeLease(sb.ID))
-	var opts []snapshots.Opt
-	if len(uids) > 0 {
-		// The pod's root owns what the node's root owns in the image, as in its containers'
-		// root file systems: the snapshotter mounts the layers idmapped.
-		opts = append(opts, containerd.WithUserNSRemapperLabels(uids, gids))
-	}
-	key, parent := imageVolumeKey(sb.ID, img.ID.Encoded()), identity.ChainID(img.Config.RootFS.DiffIDs).String()
+	// Idmapped for a user-namespaced pod, as its containers' root file systems are.
+	key := imageVolumeKey(sb.ID, img.ID.Encoded())
 	sn := r.client.SnapshotService(snapshotter)
-	mounts, err := sn.View(ctx, key, parent, opts...)
-	if errdefs.IsNotFound(err) {
-		if uerr := r.unpack(ctx, img); uerr != nil {
-			return "", uerr
-		}
-		mounts, err = sn.View(ctx, key, parent, opts...)
-	}
+	mounts, err := r.snapshotOfImage(ctx, sn.View, key, img, uids, gids)
 	if errdefs.IsAlreadyExists(err) {
 		// Left by a mount that failed, or by a berthd that stopped half-way.
 		mounts, err = sn.Mounts(ctx, key)

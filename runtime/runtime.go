@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/berth-runtime/berth/cni"
+	"github.com/berth-runtime/berth/config"
 	"github.com/berth-runtime/berth/image"
 	"github.com/berth-runtime/berth/runtime/spec"
 )
@@ -66,7 +67,7 @@ type Images interface {
 }
 
 // DefaultHandler is the runtime handler a pod gets when it names none.
-const DefaultHandler = "runc"
+const DefaultHandler = config.DefaultRuntimeHandler
 
 // Runtime runs berth's pods and containers in its containerd namespace. It is safe for concurrent
 // use: calls on one pod are ordered by that pod's lock, calls on different pods run in parallel.

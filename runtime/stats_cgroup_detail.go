@@ -87,8 +87,8 @@ func readCgroupDetail1(roots map[string]string, path string) CgroupDetail {
 	}
 	if root, ok := roots["blkio"]; ok {
 		dir := filepath.Join(root, path)
-		d.Blkio = mergeBlkio(parseBlkio1(readText(filepath.Join(dir, "blkio.throttle.io_service_bytes")), true),
-			parseBlkio1(readText(filepath.Join(dir, "blkio.throttle.io_serviced")), false))
+		d.Blkio = parseBlkio1(readText(filepath.Join(dir, "blkio.throttle.io_service_bytes")),
+			readText(filepath.Join(dir, "blkio.throttle.io_serviced")))
 	}
 	return d
 }
@@ -145,57 +145,42 @@ func readInt(path string) (int64, error) {
 	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 }
 
-// parseBlkio1 parses a cgroup v1 blkio file ("8:0 Read 4096" lines, and a Total): bytes or
-// operations by device.
-func parseBlkio1(text string, bytes bool) []BlkioDevice {
+// parseBlkio1 parses cgroup v1's two blkio files ("8:0 Read 4096" lines, and a Total): the
+// bytes and the operations by device.
+func parseBlkio1(bytesText, opsText string) []BlkioDevice {
 	var out []BlkioDevice
 	index := map[[2]uint64]int{}
-	for line := range strings.SplitSeq(text, "\n") {
-		f := strings.Fields(line)
-		if len(f) != 3 {
-			continue
-		}
-		major, minor, ok := parseDevice(f[0])
-		v, err := strconv.ParseUint(f[2], 10, 64)
-		if !ok || err != nil {
-			continue
-		}
-		key := [2]uint64{major, minor}
-		i, seen := index[key]
-		if !seen {
-			i = len(out)
-			index[key] = i
-			out = append(out, BlkioDevice{Major: major, Minor: minor})
-		}
-		switch {
-		case f[1] == "Read" && bytes:
-			out[i].ReadBytes = v
-		case f[1] == "Write" && bytes:
-			out[i].WriteBytes = v
-		case f[1] == "Read":
-			out[i].Reads = v
-		case f[1] == "Write":
-			out[i].Writes = v
+	for _, file := range []struct {
+		text        string
+		read, write func(*BlkioDevice) *uint64
+	}{
+		{bytesText, func(d *BlkioDevice) *uint64 { return &d.ReadBytes }, func(d *BlkioDevice) *uint64 { return &d.WriteBytes }},
+		{opsText, func(d *BlkioDevice) *uint64 { return &d.Reads }, func(d *BlkioDevice) *uint64 { return &d.Writes }},
+	} {
+		for line := range strings.SplitSeq(file.text, "\n") {
+			f := strings.Fields(line)
+			if len(f) != 3 || (f[1] != "Read" && f[1] != "Write") {
+				continue
+			}
+			major, minor, ok := parseDevice(f[0])
+			v, err := strconv.ParseUint(f[2], 10, 64)
+			if !ok || err != nil {
+				continue
+			}
+			i, seen := index[[2]uint64{major, minor}]
+			if !seen {
+				i = len(out)
+				index[[2]uint64{major, minor}] = i
+				out = append(out, BlkioDevice{Major: major, Minor: minor})
+			}
+			counter := file.read
+			if f[1] == "Write" {
+				counter = file.write
+			}
+			*counter(&out[i]) = v
 		}
 	}
 	return out
-}
-
-// mergeBlkio joins the byte and operation counts of v1's two files.
-func mergeBlkio(bytes, ops []BlkioDevice) []BlkioDevice {
-	for _, o := range ops {
-		i := 0
-		for ; i < len(bytes); i++ {
-			if bytes[i].Major == o.Major && bytes[i].Minor == o.Minor {
-				break
-			}
-		}
-		if i == len(bytes) {
-			bytes = append(bytes, BlkioDevice{Major: o.Major, Minor: o.Minor})
-		}
-		bytes[i].Reads, bytes[i].Writes = o.Reads, o.Writes
-	}
-	return bytes
 }
 
 // parseIOStat parses cgroup v2's io.stat ("8:0 rbytes=1 wbytes=2 rios=3 wios=4 ...").

@@ -98,77 +98,88 @@ func withMounts(in Input) oci.SpecOpts {
 			if dest == "" || !filepath.IsAbs(dest) {
 				return fmt.Errorf("%s.container_path: %q is not an absolute path: %w", field, dest, errdefs.ErrInvalidArgument)
 			}
+			var mnt specs.Mount
+			var err error
 			if m.GetImage() != nil {
-				// An image volume: the runtime has mounted the image (read-only) for the pod.
-				src, ok := in.ImageVolumes[i]
-				if !ok {
-					return fmt.Errorf("%s.image %q: not mounted for the pod: %w", field, m.GetImage().GetImage(), errdefs.ErrInvalidArgument)
-				}
-				opts, err := withBindOptions(field, []string{"rbind", "rprivate", "ro"}, m.GetMountOptions())
-				if err != nil {
-					return err
-				}
-				s.Mounts = slices.DeleteFunc(s.Mounts, func(x specs.Mount) bool { return filepath.Clean(x.Destination) == filepath.Clean(dest) })
-				s.Mounts = append(s.Mounts, specs.Mount{Source: src, Destination: dest, Type: "bind", Options: opts})
-				continue
-			}
-			if m.GetHostPath() == "" {
-				return fmt.Errorf("%s.host_path: empty: %w", field, errdefs.ErrInvalidArgument)
-			}
-			src, err := in.Settings.host().Resolve(m.GetHostPath())
-			if err != nil {
-				return fmt.Errorf("%s.host_path %q: %w", field, m.GetHostPath(), err)
-			}
-			opts := []string{"rbind"}
-			switch m.GetPropagation() {
-			case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
-				if p, err := in.Settings.host().Propagation(src); err != nil {
-					return err
-				} else if p != "shared" {
-					return fmt.Errorf("%s: bidirectional propagation needs %q on a shared mount, but it is %s: %w", field, src, p, errdefs.ErrInvalidArgument)
-				}
-				opts = append(opts, "rshared")
-				s.Linux.RootfsPropagation = "rshared"
-			case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
-				if p, err := in.Settings.host().Propagation(src); err != nil {
-					return err
-				} else if p == "private" {
-					return fmt.Errorf("%s: host-to-container propagation needs %q on a shared or slave mount, but it is private: %w", field, src, errdefs.ErrInvalidArgument)
-				}
-				opts = append(opts, "rslave")
-				if s.Linux.RootfsPropagation != "rshared" {
-					s.Linux.RootfsPropagation = "rslave"
-				}
-			default:
-				opts = append(opts, "rprivate")
-			}
-			if m.GetRecursiveReadOnly() {
-				if !m.GetReadonly() {
-					return fmt.Errorf("%s: recursive read-only needs read_only: %w", field, errdefs.ErrInvalidArgument)
-				}
-				if m.GetPropagation() != runtimeapi.MountPropagation_PROPAGATION_PRIVATE {
-					return fmt.Errorf("%s: recursive read-only needs private propagation, not %s: %w", field, m.GetPropagation(), errdefs.ErrInvalidArgument)
-				}
-				opts = append(opts, "rro")
-			}
-			if m.GetReadonly() {
-				opts = append(opts, "ro")
+				mnt, err = imageVolumeMount(in, field, i, m)
 			} else {
-				opts = append(opts, "rw")
+				mnt, err = hostPathMount(in, s, field, m)
 			}
-			if opts, err = withBindOptions(field, opts, m.GetMountOptions()); err != nil {
+			if err != nil {
 				return err
 			}
-			// SELinux relabelling (selinux_relabel) is ignored: SELinux is not enabled here.
+			if mnt.Options, err = withBindOptions(field, mnt.Options, m.GetMountOptions()); err != nil {
+				return err
+			}
+			mnt.Destination, mnt.Type = dest, "bind"
 			s.Mounts = slices.DeleteFunc(s.Mounts, func(x specs.Mount) bool { return filepath.Clean(x.Destination) == filepath.Clean(dest) })
-			mnt := specs.Mount{Source: src, Destination: dest, Type: "bind", Options: opts}
-			// An idmapped mount, as the kubelet asks for a user-namespaced pod's volumes: files
-			// the node's root owns are the pod's root's inside.
-			mnt.UIDMappings, mnt.GIDMappings = idMappings(m.GetUidMappings()), idMappings(m.GetGidMappings())
 			s.Mounts = append(s.Mounts, mnt)
 		}
 		return nil
 	}
+}
+
+// imageVolumeMount binds an image volume, which the runtime has mounted (read-only) for the pod.
+// Its layers are idmapped by the snapshotter for a user-namespaced pod, not by the bind.
+func imageVolumeMount(in Input, field string, i int, m *runtimeapi.Mount) (specs.Mount, error) {
+	src, ok := in.ImageVolumes[i]
+	if !ok {
+		return specs.Mount{}, fmt.Errorf("%s.image %q: not mounted for the pod: %w", field, m.GetImage().GetImage(), errdefs.ErrInvalidArgument)
+	}
+	return specs.Mount{Source: src, Options: []string{"rbind", "rprivate", "ro"}}, nil
+}
+
+// hostPathMount binds a directory or file of the node, with the propagation it asks for (which
+// may set the spec's rootfs propagation).
+func hostPathMount(in Input, s *oci.Spec, field string, m *runtimeapi.Mount) (specs.Mount, error) {
+	if m.GetHostPath() == "" {
+		return specs.Mount{}, fmt.Errorf("%s.host_path: empty: %w", field, errdefs.ErrInvalidArgument)
+	}
+	src, err := in.Settings.host().Resolve(m.GetHostPath())
+	if err != nil {
+		return specs.Mount{}, fmt.Errorf("%s.host_path %q: %w", field, m.GetHostPath(), err)
+	}
+	opts := []string{"rbind"}
+	switch m.GetPropagation() {
+	case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
+		if p, err := in.Settings.host().Propagation(src); err != nil {
+			return specs.Mount{}, err
+		} else if p != "shared" {
+			return specs.Mount{}, fmt.Errorf("%s: bidirectional propagation needs %q on a shared mount, but it is %s: %w", field, src, p, errdefs.ErrInvalidArgument)
+		}
+		opts = append(opts, "rshared")
+		s.Linux.RootfsPropagation = "rshared"
+	case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
+		if p, err := in.Settings.host().Propagation(src); err != nil {
+			return specs.Mount{}, err
+		} else if p == "private" {
+			return specs.Mount{}, fmt.Errorf("%s: host-to-container propagation needs %q on a shared or slave mount, but it is private: %w", field, src, errdefs.ErrInvalidArgument)
+		}
+		opts = append(opts, "rslave")
+		if s.Linux.RootfsPropagation != "rshared" {
+			s.Linux.RootfsPropagation = "rslave"
+		}
+	default:
+		opts = append(opts, "rprivate")
+	}
+	if m.GetRecursiveReadOnly() {
+		if !m.GetReadonly() {
+			return specs.Mount{}, fmt.Errorf("%s: recursive read-only needs read_only: %w", field, errdefs.ErrInvalidArgument)
+		}
+		if m.GetPropagation() != runtimeapi.MountPropagation_PROPAGATION_PRIVATE {
+			return specs.Mount{}, fmt.Errorf("%s: recursive read-only needs private propagation, not %s: %w", field, m.GetPropagation(), errdefs.ErrInvalidArgument)
+		}
+		opts = append(opts, "rro")
+	}
+	if m.GetReadonly() {
+		opts = append(opts, "ro")
+	} else {
+		opts = append(opts, "rw")
+	}
+	// SELinux relabelling (selinux_relabel) is ignored: SELinux is not enabled here.
+	// An idmapped mount, as the kubelet asks for a user-namespaced pod's volumes: files the
+	// node's root owns are the pod's root's inside.
+	return specs.Mount{Source: src, Options: opts, UIDMappings: idMappings(m.GetUidMappings()), GIDMappings: idMappings(m.GetGidMappings())}, nil
 }
 
 // bindMountOptions are the options a CRI mount may add (mount_options, the kubelet's

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/opencontainers/image-spec/identity"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -527,11 +526,7 @@ func TestCreateContainerFindsTheImageByAnyName(t *testing.T) {
 // client without unpacking) is unpacked by the CreateContainer that needs it.
 func TestCreateContainerUnpacksTheImageWhenItIsNot(t *testing.T) {
 	e := newContainerEnv(t, "unpack")
-	client, err := containerd.New(filepath.Join(e.d.State, "containerd", "containerd.sock"), containerd.WithDefaultNamespace("berth"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	client := containerdClient(t, e.d)
 	img, err := client.GetImage(ctx(t), busyboxRef)
 	if err != nil {
 		t.Fatal(err)

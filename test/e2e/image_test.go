@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"google.golang.org/grpc/codes"
@@ -408,17 +407,13 @@ func TestRemoveImageInUseIsRefused(t *testing.T) {
 	id := mustPull(t, d.Image, busyboxRef)
 
 	// A container record that uses the image, as the runtime makes one.
-	client, err := containerd.New(filepath.Join(d.State, "containerd", "containerd.sock"), containerd.WithDefaultNamespace("berth"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	client := containerdClient(t, d)
 	c := containers.Container{ID: "holder", Image: id, Labels: map[string]string{"io.berth.container.name": "app"},
 		Runtime: containers.RuntimeInfo{Name: "io.containerd.runc.v2"}}
 	if _, err := client.ContainerService().Create(ctx(t), c); err != nil {
 		t.Fatal(err)
 	}
-	_, err = d.Image.RemoveImage(ctx(t), &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: busyboxRef}})
+	_, err := d.Image.RemoveImage(ctx(t), &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: busyboxRef}})
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), `"app"`) {
 		t.Fatalf("RemoveImage of an image in use = %v; want FailedPrecondition naming the container", err)
 	}

@@ -2,13 +2,12 @@ package e2e
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/moby/sys/mountinfo"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -91,11 +90,7 @@ touch /vol/written 2>/dev/null && echo "wrote into the image volume"; true`
 	if n := mountsUnder(t, podDir); n != 0 {
 		t.Errorf("%d mounts left in the removed pod's directory", n)
 	}
-	client, err := containerd.New(filepath.Join(e.d.State, "containerd", "containerd.sock"), containerd.WithDefaultNamespace("berth"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	client := containerdClient(t, e.d)
 	if err := client.SnapshotService("overlayfs").Walk(ctx(t), func(_ context.Context, info snapshots.Info) error {
 		if strings.Contains(info.Name, e.pod) {
 			t.Errorf("snapshot %s left after the pod was removed", info.Name)
@@ -118,15 +113,9 @@ touch /vol/written 2>/dev/null && echo "wrote into the image volume"; true`
 // mountsUnder counts the mounts at or below dir on the node.
 func mountsUnder(t *testing.T, dir string) int {
 	t.Helper()
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(filepath.Clean(dir)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir) {
-			n++
-		}
-	}
-	return n
+	return len(mounts)
 }

@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	containerd "github.com/containerd/containerd/v2/client"
+
+	"github.com/berth-runtime/berth/runtime"
 	"github.com/berth-runtime/berth/test/daemon"
 )
 
@@ -56,4 +59,15 @@ func tool(t *testing.T, name string) string {
 		t.Fatalf("%s is not installed: run hack/install-deps.sh", name)
 	}
 	return p
+}
+
+// containerdClient connects to d's managed containerd, in berth's namespace, until the test ends.
+func containerdClient(t *testing.T, d *daemon.Daemon) *containerd.Client {
+	t.Helper()
+	client, err := containerd.New(filepath.Join(d.State, "containerd", "containerd.sock"), containerd.WithDefaultNamespace(runtime.Namespace))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	return client
 }
