@@ -3,11 +3,16 @@ package spec
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // CgroupControllers says which cgroup controllers the node can enforce for a container. The
@@ -16,6 +21,9 @@ type CgroupControllers interface {
 	// Hugetlb reports whether the hugetlb controller can limit a container whose cgroups path
 	// (the OCI spec's linux.cgroupsPath) is cgroupsPath.
 	Hugetlb(cgroupsPath string) bool
+	// Swap reports whether the memory controller can limit swap (memory.memsw.* on v1,
+	// memory.swap.max on v2).
+	Swap() bool
 }
 
 func (s Settings) cgroups() CgroupControllers {
@@ -30,17 +38,31 @@ func (s Settings) cgroups() CgroupControllers {
 // hierarchies are mounted at boot); on v2 when the container's parent lists it in
 // cgroup.controllers.
 func RealCgroups(v2 bool, driver string) CgroupControllers {
-	return realCgroups{v2: v2, driver: driver, root: "/sys/fs/cgroup", v1Hugetlb: nodeV1Hugetlb}
+	return realCgroups{v2: v2, driver: driver, root: "/sys/fs/cgroup", v1Hugetlb: nodeV1Hugetlb, swap: nodeSwap}
 }
 
 var nodeV1Hugetlb = sync.OnceValue(func() bool { return v1Mounted("/proc/self/mountinfo", "hugetlb") })
+
+// nodeSwap says whether the node can limit a cgroup's swap: v1's memory hierarchy has
+// memory.memsw.limit_in_bytes (swap accounting on); on v2 a child of the root has
+// memory.swap.max (the root itself has none).
+var nodeSwap = sync.OnceValue(func() bool {
+	if _, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"); err == nil {
+		return true
+	}
+	m, _ := filepath.Glob("/sys/fs/cgroup/*/memory.swap.max")
+	return len(m) > 0
+})
 
 type realCgroups struct {
 	v2        bool
 	driver    string
 	root      string // where the v2 hierarchy is mounted
 	v1Hugetlb func() bool
+	swap      func() bool
 }
+
+func (c realCgroups) Swap() bool { return c.swap != nil && c.swap() }
 
 func (c realCgroups) Hugetlb(cgroupsPath string) bool {
 	if !c.v2 {
@@ -114,4 +136,24 @@ func sliceDir(slice string) string {
 		prefix += "-"
 	}
 	return dir
+}
+
+// withCgroupView mounts the container's cgroups at /sys/fs/cgroup, read-only (withSecurity makes
+// a privileged container's writable). On cgroup v2 an unprivileged container gets a cgroup
+// namespace of its own, so that its cgroup is the root it sees, as containerd and CRI-O give; on
+// v1, and for privileged containers, it shares the node's (runc then mounts the container's
+// directory of each hierarchy). A container that shares the node's cgroup2 superblock keeps the
+// node's nsdelegate and memory_recursiveprot, or its mount would strip them from the node.
+func withCgroupView(in Input) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		opts := []string{"nosuid", "noexec", "nodev", "relatime", "ro"}
+		if in.Settings.CgroupV2 && !in.Config.GetLinux().GetSecurityContext().GetPrivileged() {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+		} else {
+			opts = append(opts, in.Settings.CgroupMountOptions...)
+		}
+		s.Mounts = slices.DeleteFunc(s.Mounts, func(m specs.Mount) bool { return m.Destination == "/sys/fs/cgroup" })
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: opts})
+		return nil
+	}
 }

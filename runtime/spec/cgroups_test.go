@@ -15,6 +15,8 @@ type fakeCgroups struct {
 	asked   *string
 }
 
+func (f fakeCgroups) Swap() bool { return false }
+
 func (f fakeCgroups) Hugetlb(path string) bool {
 	if f.asked != nil {
 		*f.asked = path

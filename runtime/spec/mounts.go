@@ -3,6 +3,7 @@ package spec
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 
@@ -55,9 +56,12 @@ func withPodFiles(in Input) oci.SpecOpts {
 			if configMounted(in, f.dest) {
 				continue
 			}
+			// Idmapped in a user-namespaced pod, so that the pod's root owns them as the
+			// node's root does (as containerd binds them).
 			s.Mounts = append(s.Mounts, specs.Mount{
 				Source: filepath.Join(in.Sandbox.Dir, f.src), Destination: f.dest, Type: "bind",
-				Options: []string{"rbind", "rprivate", mode},
+				Options:     []string{"rbind", "rprivate", mode},
+				UIDMappings: in.Sandbox.UIDMappings, GIDMappings: in.Sandbox.GIDMappings,
 			})
 		}
 		return nil
@@ -82,6 +86,18 @@ func withShm(in Input) oci.SpecOpts {
 			if m.Destination == "/dev/shm" {
 				s.Mounts[i] = specs.Mount{Source: src, Destination: "/dev/shm", Type: "bind", Options: []string{"rbind", "rprivate", "rw"}}
 			}
+		}
+		return nil
+	}
+}
+
+// withImageDefinedVolumes binds the directories made for the image's VOLUMEs, writable even in
+// a read-only root file system; a config mount at the same path replaces one (withMounts).
+func withImageDefinedVolumes(in Input) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		for _, dest := range slices.Sorted(maps.Keys(in.ImageDefinedVolumes)) {
+			s.Mounts = append(s.Mounts, specs.Mount{Source: in.ImageDefinedVolumes[dest], Destination: dest, Type: "bind",
+				Options: []string{"rbind", "rprivate", "rw"}})
 		}
 		return nil
 	}
@@ -169,9 +185,8 @@ func hostPathMount(in Input, s *oci.Spec, field string, m *runtimeapi.Mount) (sp
 		if m.GetPropagation() != runtimeapi.MountPropagation_PROPAGATION_PRIVATE {
 			return specs.Mount{}, fmt.Errorf("%s: recursive read-only needs private propagation, not %s: %w", field, m.GetPropagation(), errdefs.ErrInvalidArgument)
 		}
-		opts = append(opts, "rro")
-	}
-	if m.GetReadonly() {
+		opts = append(opts, "rro") // read-only all the way down: "ro" besides it says nothing more
+	} else if m.GetReadonly() {
 		opts = append(opts, "ro")
 	} else {
 		opts = append(opts, "rw")

@@ -3,6 +3,7 @@ package spec
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/containerd/containerd/v2/core/containers"
@@ -30,7 +31,7 @@ func command(in Input) ([]string, error) {
 }
 
 // environment is the image's environment, then the config's (a key set twice takes the later
-// value), then HOSTNAME unless set.
+// value), then HOSTNAME, TERM for a tty and PATH unless set.
 func environment(in Input) []string {
 	var keys []string
 	vals := map[string]string{}
@@ -49,6 +50,9 @@ func environment(in Input) []string {
 	}
 	if _, ok := vals["HOSTNAME"]; !ok && in.Sandbox.Hostname != "" {
 		set("HOSTNAME", in.Sandbox.Hostname)
+	}
+	if _, ok := vals["TERM"]; !ok && in.Config.GetTty() {
+		set("TERM", "xterm") // what a terminal of the runtime's is, as Docker and containerd say
 	}
 	if _, ok := vals["PATH"]; !ok {
 		set("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
@@ -76,6 +80,9 @@ func withProcess(in Input) oci.SpecOpts {
 			s.Process.Cwd = in.Image.WorkingDir
 		}
 		s.Process.Terminal = in.Config.GetTty()
+		// containerd's default spec caps open files at 1024; a container gets the runtime's
+		// own limits (inherited through the shim) unless the node's operator sets ulimits.
+		s.Process.Rlimits = slices.Clone(in.Settings.Ulimits)
 		return nil
 	}
 }

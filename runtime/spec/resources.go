@@ -3,6 +3,7 @@ package spec
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
 
 	"github.com/containerd/containerd/v2/core/containers"
@@ -39,9 +40,7 @@ func withResources(in Input, droppedHugepages *bool) oci.SpecOpts {
 		r := in.Config.GetLinux().GetResources()
 		s.Process.OOMScoreAdj = nil
 		if r == nil {
-			adj := in.Settings.MinOOMScoreAdj
-			s.Process.OOMScoreAdj = &adj
-			return nil
+			return nil // the process keeps the runtime's oom_score_adj
 		}
 		dropped, err := applyResources(in.Settings, s, r)
 		*droppedHugepages = dropped
@@ -82,6 +81,10 @@ func applyResources(set Settings, s *specs.Spec, r *runtimeapi.LinuxContainerRes
 		res.Memory.Limit = &v
 	}
 	if v := r.GetMemorySwapLimitInBytes(); v > 0 {
+		res.Memory.Swap = &v
+	} else if v := r.GetMemoryLimitInBytes(); v > 0 && set.cgroups().Swap() {
+		// No swap beyond the memory limit unless asked for (the kubelet asks on v2 only):
+		// memory and memory+swap limits equal, as containerd sets them.
 		res.Memory.Swap = &v
 	}
 	res.HugepageLimits = nil
@@ -133,4 +136,45 @@ func withDevices(in Input) oci.SpecOpts {
 		}
 		return nil
 	}
+}
+
+// AppliedResources reads back the resources s applies, as ContainerStatus reports them: what
+// the container runs with, which may be less than was asked (hugepage limits the node cannot
+// enforce, an oom_score_adj raised to berthd's own).
+func AppliedResources(s *specs.Spec) *runtimeapi.LinuxContainerResources {
+	out := &runtimeapi.LinuxContainerResources{}
+	if s.Process != nil && s.Process.OOMScoreAdj != nil {
+		out.OomScoreAdj = int64(*s.Process.OOMScoreAdj)
+	}
+	if s.Linux == nil || s.Linux.Resources == nil {
+		return out
+	}
+	r := s.Linux.Resources
+	if c := r.CPU; c != nil {
+		if c.Period != nil {
+			out.CpuPeriod = int64(*c.Period)
+		}
+		if c.Quota != nil {
+			out.CpuQuota = *c.Quota
+		}
+		if c.Shares != nil {
+			out.CpuShares = int64(*c.Shares)
+		}
+		out.CpusetCpus, out.CpusetMems = c.Cpus, c.Mems
+	}
+	if m := r.Memory; m != nil {
+		if m.Limit != nil {
+			out.MemoryLimitInBytes = *m.Limit
+		}
+		if m.Swap != nil {
+			out.MemorySwapLimitInBytes = *m.Swap
+		}
+	}
+	for _, h := range r.HugepageLimits {
+		out.HugepageLimits = append(out.HugepageLimits, &runtimeapi.HugepageLimit{PageSize: h.Pagesize, Limit: h.Limit})
+	}
+	if len(r.Unified) > 0 {
+		out.Unified = maps.Clone(r.Unified)
+	}
+	return out
 }

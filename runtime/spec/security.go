@@ -76,7 +76,13 @@ func withSecurity(in Input) oci.SpecOpts {
 			s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
 			for i, m := range s.Mounts {
 				if m.Type == "sysfs" || m.Type == "cgroup" {
-					s.Mounts[i].Options = slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return o == "ro" })
+					opts := slices.Clone(m.Options)
+					for j, o := range opts {
+						if o == "ro" {
+							opts[j] = "rw"
+						}
+					}
+					s.Mounts[i].Options = opts
 				}
 			}
 			if err := oci.WithHostDevices(ctx, c, ctr, s); err != nil {
@@ -87,12 +93,10 @@ func withSecurity(in Input) oci.SpecOpts {
 			}
 			return nil // no seccomp, no AppArmor
 		}
-		if p := sc.GetMaskedPaths(); len(p) > 0 {
-			s.Linux.MaskedPaths = slices.Clone(p)
-		}
-		if p := sc.GetReadonlyPaths(); len(p) > 0 {
-			s.Linux.ReadonlyPaths = slices.Clone(p)
-		}
+		// Exactly the paths asked for: the kubelet sends its defaults for procMount Default and
+		// none for Unmasked, and an empty list cannot be told from an absent one on the wire.
+		s.Linux.MaskedPaths = slices.Clone(sc.GetMaskedPaths())
+		s.Linux.ReadonlyPaths = slices.Clone(sc.GetReadonlyPaths())
 		if err := applySeccomp(in, s); err != nil {
 			return err
 		}

@@ -66,6 +66,13 @@ type Settings struct {
 	// TolerateMissingHugetlb leaves hugepage limits out of a spec when the node has no hugetlb
 	// controller, rather than failing (containerd's tolerate_missing_hugetlb_controller).
 	TolerateMissingHugetlb bool
+	// Ulimits are the rlimits every container's process gets (the default-ulimits key); none
+	// means the process inherits the runtime's own, as under containerd's CRI.
+	Ulimits []specs.POSIXRlimit
+	// CgroupMountOptions are the node's cgroup2 mount options that a container sharing the
+	// node's cgroup namespace must keep on its own cgroup mount (nsdelegate,
+	// memory_recursiveprot): that mount shares the node's superblock.
+	CgroupMountOptions []string
 }
 
 // Input is everything a container's spec is made from.
@@ -79,6 +86,10 @@ type Input struct {
 	Passwd, Group []byte
 	// TargetPid is the process whose PID namespace a container with NamespaceMode TARGET joins.
 	TargetPid uint32
+	// ImageDefinedVolumes are the directories made for the image's VOLUMEs, by container path.
+	ImageDefinedVolumes map[string]string
+	// ImageName is the name of the image the container is made from, as the node knows it.
+	ImageName string
 	// ImageVolumes are the host paths of the config's image mounts (Mount.image), by their index
 	// in its mounts: the image, or its image_sub_path, mounted read-only for the pod.
 	ImageVolumes map[int]string
@@ -109,6 +120,8 @@ func Generate(in Input) (*Result, error) {
 	var droppedHugepages bool
 	opts := []oci.SpecOpts{
 		oci.WithDefaultSpec(),
+		// No tmpfs over the image's /run: an image that ships files there keeps them.
+		oci.WithoutRunMount,
 		withProcess(in),
 		withUser(user),
 		withNamespaces(in),
@@ -117,14 +130,15 @@ func Generate(in Input) (*Result, error) {
 		withDevices(in),
 		withCgroupsPath(in),
 		withResources(in, &droppedHugepages),
+		withCgroupView(in),
 		withSecurity(in),
-		oci.WithAnnotations(map[string]string{GroupAnnotation: in.Sandbox.ID}),
+		oci.WithAnnotations(annotations(in)),
 	}
 	if sc.GetReadonlyRootfs() {
 		opts = append(opts, oci.WithRootFSReadonly())
 	}
 	// Mounts last: they may override the pod files and need the rootfs propagation settled.
-	opts = append(opts, withMounts(in))
+	opts = append(opts, withImageDefinedVolumes(in), withMounts(in))
 
 	s, err := oci.GenerateSpec(namespaces.WithNamespace(context.Background(), "berth"), nil, &containers.Container{ID: in.ID}, opts...)
 	if err != nil {
@@ -133,6 +147,35 @@ func Generate(in Input) (*Result, error) {
 	s.Root.Path = "rootfs"
 	sortMounts(s.Mounts)
 	return &Result{Spec: s, UID: user.uid, GID: user.gid, Groups: user.groups, HugepageLimitsDropped: droppedHugepages}, nil
+}
+
+// The annotations containerd's CRI puts in every container's spec, which OCI hooks, runtimes such
+// as gVisor's and Kata's, and node agents read to know a container's pod.
+const (
+	annotationContainerType    = "io.kubernetes.cri.container-type"
+	annotationContainerName    = "io.kubernetes.cri.container-name"
+	annotationImageName        = "io.kubernetes.cri.image-name"
+	annotationSandboxID        = "io.kubernetes.cri.sandbox-id"
+	annotationSandboxName      = "io.kubernetes.cri.sandbox-name"
+	annotationSandboxNamespace = "io.kubernetes.cri.sandbox-namespace"
+	annotationSandboxUID       = "io.kubernetes.cri.sandbox-uid"
+)
+
+// annotations are the spec's annotations: berth's shim grouping and the CRI ones. The config's
+// own annotations stay out of the spec: runc and its hooks act on some (org.systemd.property.*,
+// org.criu.config), and a pod must not steer them.
+func annotations(in Input) map[string]string {
+	md := in.Sandbox.Config.GetMetadata()
+	return map[string]string{
+		GroupAnnotation:            in.Sandbox.ID,
+		annotationContainerType:    "container",
+		annotationContainerName:    in.Config.GetMetadata().GetName(),
+		annotationImageName:        in.ImageName,
+		annotationSandboxID:        in.Sandbox.ID,
+		annotationSandboxName:      md.GetName(),
+		annotationSandboxNamespace: md.GetNamespace(),
+		annotationSandboxUID:       md.GetUid(),
+	}
 }
 
 // sortMounts orders mounts so that a mount never comes before the one it is nested in, keeping

@@ -119,12 +119,22 @@ func TestUser(t *testing.T) {
 		{desc: "unknown run_as_username", mutate: func(in *Input) { in.Config.Linux.SecurityContext.RunAsUsername = "nobody-here" }, wantErr: true},
 		{desc: "run_as_group", mutate: func(in *Input) {
 			in.Config.Linux.SecurityContext.RunAsUser, in.Config.Linux.SecurityContext.RunAsGroup = i64(33), i64(100)
-		}, uid: 33, gid: 100, groups: []uint32{33, 100}},
+		}, uid: 33, gid: 100, groups: []uint32{100}},
 		{desc: "run_as_group without a user", mutate: func(in *Input) { in.Config.Linux.SecurityContext.RunAsGroup = i64(100) }, wantErr: true},
 		{desc: "image USER uid", mutate: func(in *Input) { in.Image.User = "1002" }, uid: 1002, gid: 0, groups: []uint32{0}},
 		{desc: "image USER name", mutate: func(in *Input) { in.Image.User = "www-data" }, uid: 33, gid: 33, groups: []uint32{33}},
 		{desc: "image USER uid:group", mutate: func(in *Input) { in.Image.User = "1003:users" }, uid: 1003, gid: 100, groups: []uint32{100}},
-		{desc: "image USER name:gid", mutate: func(in *Input) { in.Image.User = "www-data:100" }, uid: 33, gid: 100, groups: []uint32{33, 100}},
+		{desc: "image USER name:gid", mutate: func(in *Input) { in.Image.User = "www-data:100" }, uid: 33, gid: 100, groups: []uint32{100}},
+		// A numeric USER that does not fit a uid is refused, never looked up as a name (an
+		// image can name a user "4294967296" with uid 0: containerd's GHSA-fqw6-gf59-qr4w).
+		{desc: "image USER out of range", mutate: func(in *Input) {
+			in.Image.User = "4294967296"
+			in.Passwd = append(in.Passwd, "4294967296:x:0:0::/:/bin/sh\n"...)
+		}, wantErr: true},
+		{desc: "image USER above runc's limit", mutate: func(in *Input) { in.Image.User = "2147483648" }, wantErr: true},
+		{desc: "image USER group out of range", mutate: func(in *Input) { in.Image.User = "33:4294967296" }, wantErr: true},
+		{desc: "image USER negative", mutate: func(in *Input) { in.Image.User = "-1" }, wantErr: true},
+		{desc: "run_as_user above runc's limit", mutate: func(in *Input) { in.Config.Linux.SecurityContext.RunAsUser = i64(1 << 31) }, wantErr: true},
 		{desc: "image groups merged with supplemental groups", mutate: func(in *Input) {
 			in.Config.Linux.SecurityContext.RunAsUser = i64(1000)
 			in.Config.Linux.SecurityContext.SupplementalGroups = []int64{1234}
@@ -259,7 +269,7 @@ func TestMounts(t *testing.T) {
 		{desc: "read-only", mutate: withMount(&runtimeapi.Mount{HostPath: "/data", ContainerPath: "/data", Readonly: true}, "private"),
 			dest: "/data", wantOpts: []string{"rbind", "rprivate", "ro"}},
 		{desc: "recursive read-only", mutate: withMount(&runtimeapi.Mount{HostPath: "/data", ContainerPath: "/data", Readonly: true, RecursiveReadOnly: true}, "private"),
-			dest: "/data", wantOpts: []string{"rbind", "rprivate", "rro", "ro"}},
+			dest: "/data", wantOpts: []string{"rbind", "rprivate", "rro"}},
 		{desc: "recursive read-only but writable", mutate: withMount(&runtimeapi.Mount{HostPath: "/data", ContainerPath: "/data", RecursiveReadOnly: true}, "private"), wantErr: true},
 		{desc: "recursive read-only with propagation", mutate: withMount(&runtimeapi.Mount{HostPath: "/data", ContainerPath: "/data", Readonly: true, RecursiveReadOnly: true,
 			Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER}, "shared"), wantErr: true},
@@ -419,9 +429,18 @@ func TestSecurityProfilesAndPaths(t *testing.T) {
 				t.Errorf("masked %v readonly %v", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
 			}
 		}},
-		{desc: "default masked paths", check: func(t *testing.T, s *specs.Spec) {
-			if !slices.Contains(s.Linux.MaskedPaths, "/proc/kcore") {
-				t.Errorf("masked %v", s.Linux.MaskedPaths)
+		// The kubelet sends its defaults for procMount Default and empty lists for Unmasked:
+		// an empty list means none, as in containerd.
+		{desc: "no masked or read-only paths unless asked", check: func(t *testing.T, s *specs.Spec) {
+			if len(s.Linux.MaskedPaths) != 0 || len(s.Linux.ReadonlyPaths) != 0 {
+				t.Errorf("masked %v, read-only %v", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
+			}
+		}},
+		{desc: "masked and read-only paths as asked", mutate: sc(func(c *runtimeapi.LinuxContainerSecurityContext) {
+			c.MaskedPaths, c.ReadonlyPaths = []string{"/proc/kcore"}, []string{"/proc/sys"}
+		}), check: func(t *testing.T, s *specs.Spec) {
+			if !slices.Equal(s.Linux.MaskedPaths, []string{"/proc/kcore"}) || !slices.Equal(s.Linux.ReadonlyPaths, []string{"/proc/sys"}) {
+				t.Errorf("masked %v, read-only %v", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
 			}
 		}},
 		{desc: "no_new_privs and read-only rootfs", mutate: sc(func(c *runtimeapi.LinuxContainerSecurityContext) { c.NoNewPrivs, c.ReadonlyRootfs = true, true }),

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,7 +46,7 @@ func resolveUser(in Input) (identity, error) {
 	switch {
 	case sc.GetRunAsUser() != nil:
 		uid := sc.GetRunAsUser().GetValue()
-		if uid < 0 || uid > 1<<32-2 {
+		if uid < 0 || uid > maxID {
 			return identity{}, fmt.Errorf("security_context.run_as_user: %d is not a valid uid: %w", uid, errdefs.ErrInvalidArgument)
 		}
 		id.uid = uint32(uid)
@@ -61,8 +62,12 @@ func resolveUser(in Input) (identity, error) {
 		var u string
 		u, groupSpec, _ = strings.Cut(userSpec, ":")
 		if u != "" {
-			if n, err := strconv.ParseUint(u, 10, 32); err == nil {
-				id.uid = uint32(n)
+			if numeric(u) {
+				n, err := parseID(u)
+				if err != nil {
+					return identity{}, fmt.Errorf("image user %q: %v: %w", userSpec, err, errdefs.ErrInvalidArgument)
+				}
+				id.uid = n
 			} else {
 				found, ok := findUser(passwd, func(x user.User) bool { return x.Name == u })
 				if !ok {
@@ -81,13 +86,17 @@ func resolveUser(in Input) (identity, error) {
 	switch {
 	case sc.GetRunAsGroup() != nil:
 		gid := sc.GetRunAsGroup().GetValue()
-		if gid < 0 || gid > 1<<32-2 {
+		if gid < 0 || gid > maxID {
 			return identity{}, fmt.Errorf("security_context.run_as_group: %d is not a valid gid: %w", gid, errdefs.ErrInvalidArgument)
 		}
 		id.gid = uint32(gid)
 	case groupSpec != "":
-		if n, err := strconv.ParseUint(groupSpec, 10, 32); err == nil {
-			id.gid = uint32(n)
+		if numeric(groupSpec) {
+			n, err := parseID(groupSpec)
+			if err != nil {
+				return identity{}, fmt.Errorf("image group %q: %v: %w", in.Image.User, err, errdefs.ErrInvalidArgument)
+			}
+			id.gid = n
 		} else if g, ok := findGroup(groups, func(g user.Group) bool { return g.Name == groupSpec }); ok {
 			id.gid = uint32(g.Gid)
 		} else {
@@ -102,25 +111,45 @@ func resolveUser(in Input) (identity, error) {
 			id.groups = append(id.groups, g)
 		}
 	}
+	// The primary group is always one of the process's groups (GHSA-hmfx-3pcx-653p); then,
+	// with the Merge policy, the groups /etc/group lists the user in. The group of the user's
+	// /etc/passwd entry is not added when another primary group was asked for, as in containerd.
 	add(id.gid)
-	if sc.GetSupplementalGroupsPolicy() != runtimeapi.SupplementalGroupsPolicy_Strict && hasEntry {
-		add(uint32(entry.Gid)) // the user's own group stays one of its groups, as in containerd
-	}
 	if sc.GetSupplementalGroupsPolicy() != runtimeapi.SupplementalGroupsPolicy_Strict && name != "" {
 		for _, g := range groups {
-			if slices.Contains(g.List, name) {
+			if g.Name != name && slices.Contains(g.List, name) {
 				add(uint32(g.Gid))
 			}
 		}
 	}
 	for _, g := range sc.GetSupplementalGroups() {
-		if g < 0 || g > 1<<32-2 {
+		if g < 0 || g > maxID {
 			return identity{}, fmt.Errorf("security_context.supplemental_groups: %d is not a valid gid: %w", g, errdefs.ErrInvalidArgument)
 		}
 		add(uint32(g))
 	}
 	slices.Sort(id.groups)
 	return id, nil
+}
+
+// maxID is the largest uid or gid a container may run as: runc refuses more than 2^31-1, though
+// the kernel allows 2^32-2 (containerd holds the same limit).
+const maxID = math.MaxInt32
+
+// numeric reports whether an image's user or group is a number (with a sign, so that "-1" is a
+// bad number rather than a name): then it is an id, never looked up as a name.
+func numeric(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	return s != "" && strings.Trim(s, "0123456789") == ""
+}
+
+// parseID parses a numeric user or group of an image as an id of at most maxID.
+func parseID(s string) (uint32, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > maxID {
+		return 0, fmt.Errorf("%s is not an id from 0 to %d", s, maxID)
+	}
+	return uint32(n), nil
 }
 
 func findUser(users []user.User, match func(user.User) bool) (user.User, bool) {
