@@ -256,7 +256,11 @@ func PinInUserns(dir string, kinds []Kind, hostname string, uids, gids []IDMap, 
 		Cloneflags:  flags,
 		UidMappings: toSysProcIDMap(uids),
 		GidMappings: toSysProcIDMap(gids),
-		Pdeathsig:   syscall.SIGKILL,
+		// Leave setgroups allowed: Go writes "deny" to /proc/<pid>/setgroups otherwise, and
+		// then runc cannot give a container of the pod its supplementary groups (it skips
+		// them without a word).
+		GidMappingsEnableSetgroups: true,
+		Pdeathsig:                  syscall.SIGKILL,
 	}
 	if err := cmd.Start(); err != nil {
 		release(paths)
