@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -83,6 +85,19 @@ type Config struct {
 	// OCI runtime executable it names (runc-compatible; empty: the shim's runc, the default
 	// handler under another name, as Kubernetes' CI sets up "test-handler").
 	RuntimeHandlers map[string]string `toml:"runtime-handlers" json:"runtime-handlers"`
+	// DefaultUlimits are rlimits every container's process gets, as "name=soft:hard" or
+	// "name=limit" (nofile=1048576:1048576, say; the names of ulimit and CRI-O's
+	// default_ulimits). None, the default: a container inherits berthd's own limits through its
+	// shim, as under containerd's CRI.
+	DefaultUlimits []string `toml:"default-ulimits" json:"default-ulimits"`
+	// EnableUnprivilegedPorts sets net.ipv4.ip_unprivileged_port_start=0 in every pod with a
+	// network namespace of its own that does not set it, so that a non-root process can bind
+	// ports below 1024 (containerd's enable_unprivileged_ports).
+	EnableUnprivilegedPorts bool `toml:"enable-unprivileged-ports" json:"enable-unprivileged-ports"`
+	// EnableUnprivilegedICMP sets net.ipv4.ping_group_range to every gid in every pod with a
+	// network namespace of its own that does not set it, so that ping needs no CAP_NET_RAW
+	// (containerd's enable_unprivileged_icmp).
+	EnableUnprivilegedICMP bool `toml:"enable-unprivileged-icmp" json:"enable-unprivileged-icmp"`
 }
 
 // Default returns the configuration berthd runs with when nothing overrides it.
@@ -103,6 +118,8 @@ func Default() Config {
 		ShimPrestart:                     true,
 
 		ImagePullProgressTimeout: Duration(time.Minute),
+		EnableUnprivilegedPorts:  true,
+		EnableUnprivilegedICMP:   true,
 	}
 }
 
@@ -182,6 +199,11 @@ func (c *Config) Validate() error {
 	if _, err := ParseLogLevel(c.LogLevel); err != nil {
 		return err
 	}
+	for _, u := range c.DefaultUlimits {
+		if _, err := ParseUlimit(u); err != nil {
+			return fmt.Errorf("default-ulimits: %w", err)
+		}
+	}
 	for name, bin := range c.RuntimeHandlers {
 		if !handlerName.MatchString(name) || len(name) > 63 {
 			return fmt.Errorf("runtime-handlers: %q is not a handler name (a DNS label: lowercase letters, digits and '-')", name)
@@ -201,6 +223,37 @@ const DefaultRuntimeHandler = "runc"
 
 // handlerName is what a RuntimeClass's handler must be (a DNS-1123 label).
 var handlerName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// Ulimit is one of DefaultUlimits: an rlimit type (RLIMIT_NOFILE) and its soft and hard limits.
+type Ulimit struct {
+	Type       string
+	Soft, Hard uint64
+}
+
+// ulimitNames are the rlimits a ulimit may name, as ulimit and CRI-O name them.
+var ulimitNames = []string{"as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
+	"nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack"}
+
+// ParseUlimit parses "name=soft:hard" or "name=limit"; the soft limit may not exceed the hard.
+func ParseUlimit(s string) (Ulimit, error) {
+	name, limits, ok := strings.Cut(s, "=")
+	if !ok || !slices.Contains(ulimitNames, name) {
+		return Ulimit{}, fmt.Errorf("%q is not name=soft:hard with a name of %s", s, strings.Join(ulimitNames, ", "))
+	}
+	softS, hardS, pair := strings.Cut(limits, ":")
+	if !pair {
+		hardS = softS
+	}
+	soft, err1 := strconv.ParseUint(softS, 10, 64)
+	hard, err2 := strconv.ParseUint(hardS, 10, 64)
+	if err1 != nil || err2 != nil {
+		return Ulimit{}, fmt.Errorf("%q: limits must be whole numbers", s)
+	}
+	if soft > hard {
+		return Ulimit{}, fmt.Errorf("%q: the soft limit is above the hard one", s)
+	}
+	return Ulimit{Type: "RLIMIT_" + strings.ToUpper(name), Soft: soft, Hard: hard}, nil
+}
 
 // ParseLogLevel turns a log-level value into a slog level.
 func ParseLogLevel(s string) (slog.Level, error) {

@@ -121,3 +121,26 @@ func TestDefaultIsValid(t *testing.T) {
 		t.Fatalf("Default().Validate() = %v", err)
 	}
 }
+
+func TestParseUlimit(t *testing.T) {
+	tests := []struct {
+		desc, in string
+		want     Ulimit
+		wantErr  bool
+	}{
+		{desc: "soft and hard", in: "nofile=1024:2048", want: Ulimit{Type: "RLIMIT_NOFILE", Soft: 1024, Hard: 2048}},
+		{desc: "one limit for both", in: "nproc=4096", want: Ulimit{Type: "RLIMIT_NPROC", Soft: 4096, Hard: 4096}},
+		{desc: "unknown name", in: "files=10", wantErr: true},
+		{desc: "no value", in: "nofile", wantErr: true},
+		{desc: "soft above hard", in: "nofile=10:5", wantErr: true},
+		{desc: "not a number", in: "nofile=many", wantErr: true},
+	}
+	for _, test := range tests {
+		t.Run(test.desc, func(t *testing.T) {
+			got, err := ParseUlimit(test.in)
+			if (err != nil) != test.wantErr || got != test.want {
+				t.Errorf("ParseUlimit(%q) = %+v, %v; want %+v, error %v", test.in, got, err, test.want, test.wantErr)
+			}
+		})
+	}
+}

@@ -6,7 +6,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moby/sys/signal"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/runtime"
@@ -150,7 +152,24 @@ func containerStatus(v runtime.ContainerView) *runtimeapi.ContainerStatus {
 	if v.Resources != nil {
 		st.Resources = &runtimeapi.ContainerResources{Linux: v.Resources}
 	}
+	st.StopSignal = criSignal(v.StopSignal)
 	return st
+}
+
+// criSignal names a stop signal ("SIGUSR1", "USR1", "10"; "" for SIGTERM) in the CRI's enum;
+// one the enum lacks is reported as SIGTERM, which stops the container at the end anyway.
+func criSignal(s string) runtimeapi.Signal {
+	if s == "" {
+		return runtimeapi.Signal_SIGNAL_SIGTERM
+	}
+	sig, err := signal.ParseSignal(s)
+	if err != nil {
+		return runtimeapi.Signal_SIGNAL_SIGTERM
+	}
+	if v, ok := runtimeapi.Signal_value["SIGNAL_"+unix.SignalName(sig)]; ok {
+		return runtimeapi.Signal(v)
+	}
+	return runtimeapi.Signal_SIGNAL_SIGTERM
 }
 
 func int64s(u []uint32) []int64 {

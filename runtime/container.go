@@ -57,12 +57,14 @@ type Container struct {
 	ImageRef, ImageName string
 	// LogPath is the container's CRI log file, "" for none.
 	LogPath string
-	// StopSignal is the image's STOPSIGNAL, "" for SIGTERM.
+	// StopSignal is the config's stop_signal, else the image's STOPSIGNAL; "" for SIGTERM.
 	StopSignal string
 	// UID, GID and Groups are the identity its process runs as.
 	UID, GID uint32
 	Groups   []uint32
-	// Resources are the resources it runs with (as created, then as updated).
+	// Resources are the resources it runs with, as applied to its spec (a limit the node cannot
+	// enforce, or an oom_score_adj below berthd's, is not what was asked): as created, then as
+	// updated.
 	Resources *runtimeapi.LinuxContainerResources
 
 	State ContainerState
@@ -89,17 +91,19 @@ type ContainerView struct {
 	Config              *runtimeapi.ContainerConfig
 	ImageRef, ImageName string
 	LogPath             string
-	UID, GID            uint32
-	Groups              []uint32
-	Resources           *runtimeapi.LinuxContainerResources
-	State               ContainerState
+	// StopSignal is the signal StopContainer sends first; "" for SIGTERM.
+	StopSignal string
+	UID, GID   uint32
+	Groups     []uint32
+	Resources  *runtimeapi.LinuxContainerResources
+	State      ContainerState
 }
 
 // publish makes the current state what view returns; c.mu must be held (or c not yet shared).
 func (c *Container) publish() {
 	c.published.Store(&ContainerView{
 		ID: c.ID, SandboxID: c.SandboxID, Config: c.Config, ImageRef: c.ImageRef, ImageName: c.ImageName,
-		LogPath: c.LogPath, UID: c.UID, GID: c.GID, Groups: c.Groups, Resources: c.Resources, State: c.State,
+		LogPath: c.LogPath, StopSignal: c.StopSignal, UID: c.UID, GID: c.GID, Groups: c.Groups, Resources: c.Resources, State: c.State,
 	})
 }
 

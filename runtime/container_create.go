@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -94,12 +95,15 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	undo = append(undo, func(ctx context.Context) error { return r.client.SnapshotService(snapshotter).Remove(ctx, id) })
 	testhook.Hold(testhook.CreateAfterSnapshot)
 	var passwd, group []byte
-	if err := mount.WithReadonlyTempMount(ctx, mounts, func(root string) error {
+	var volumes map[string]string
+	undo = append(undo, func(context.Context) error { return os.RemoveAll(r.containerDir(id)) })
+	if err := mount.WithReadonlyTempMount(ctx, mounts, func(root string) (err error) {
 		passwd = readImageFile(root, "etc/passwd")
 		group = readImageFile(root, "etc/group")
-		return nil
+		volumes, err = r.prepareImageVolumes(id, img.Config.Config.Volumes, cfg, root)
+		return err
 	}); err != nil {
-		return "", fmt.Errorf("read users of image %s: %w", img.ID, err)
+		return "", fmt.Errorf("read users and volumes of image %s: %w", img.ID, err)
 	}
 	steps.mark("users")
 	cfg, imageVolumes, err := r.podImageVolumes(ctx, sb, cfg, uids, gids)
@@ -116,8 +120,8 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 		targetPid = target.view().State.Pid
 	}
 	gen, err := spec.Generate(spec.Input{
-		ID: id, Config: cfg, Image: img.Config.Config, Settings: r.settings, Passwd: passwd, Group: group, TargetPid: targetPid,
-		ImageVolumes: imageVolumes,
+		ID: id, Config: cfg, Image: img.Config.Config, ImageName: cfg.GetImage().GetImage(), Settings: r.settings,
+		Passwd: passwd, Group: group, TargetPid: targetPid, ImageVolumes: imageVolumes, ImageDefinedVolumes: volumes,
 		Sandbox: spec.Sandbox{ID: sb.ID, Config: pod.Config, NetNS: sb.NetNS, IPC: sb.IPC, UTS: sb.UTS,
 			InfraPid: pod.InfraPid, Dir: sb.Dir, Shm: podShm(sb), Hostname: podHostname(pod.Config),
 			Userns: sb.Userns, UIDMappings: uids, GIDMappings: gids},
@@ -140,8 +144,8 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 
 	c := &Container{
 		ID: id, SandboxID: sb.ID, Config: cfg, ImageRef: img.ID.String(), ImageName: cfg.GetImage().GetImage(),
-		StopSignal: img.Config.Config.StopSignal, UID: gen.UID, GID: gen.GID, Groups: gen.Groups,
-		Resources: cfg.GetLinux().GetResources(),
+		StopSignal: stopSignal(cfg, img.Config.Config.StopSignal), UID: gen.UID, GID: gen.GID, Groups: gen.Groups,
+		Resources: spec.AppliedResources(gen.Spec),
 		State:     ContainerState{State: ContainerCreated, CreatedAt: time.Now()},
 		exited:    make(chan struct{}),
 	}
@@ -180,6 +184,15 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	r.emitFor(runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, c)
 	r.log.Debug("container created", "container", id, "sandbox", sb.ID, "steps", steps.String())
 	return id, nil
+}
+
+// stopSignal is the signal that stops the container: the config's stop_signal (the kubelet's
+// container lifecycle stopSignal), else the image's STOPSIGNAL; "" means SIGTERM.
+func stopSignal(cfg *runtimeapi.ContainerConfig, image string) string {
+	if s := cfg.GetStopSignal(); s != runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT {
+		return strings.TrimPrefix(s.String(), "SIGNAL_")
+	}
+	return image
 }
 
 // prepareSnapshot makes the container's writable layer on top of the image's (see

@@ -88,7 +88,7 @@ func (r *Runtime) UpdateContainerResources(ctx context.Context, id string, res *
 	}); err != nil {
 		return err
 	}
-	c.Resources = res
+	c.Resources = spec.AppliedResources(s)
 	c.publish()
 	return r.saveContainer(ctx, c)
 }

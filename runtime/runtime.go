@@ -13,6 +13,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-runtime/berth/cni"
 	"github.com/berth-runtime/berth/config"
@@ -56,6 +57,12 @@ type Options struct {
 	// Handlers are the runtime handlers besides DefaultHandler: name to the OCI runtime
 	// executable the runc shim runs for their pods ("": the shim's runc).
 	Handlers map[string]string
+	// Ulimits are the rlimits of every container's process; none: the runtime's own.
+	Ulimits []specs.POSIXRlimit
+	// UnprivilegedPorts and UnprivilegedICMP give pods with their own network namespace
+	// net.ipv4.ip_unprivileged_port_start=0 and the whole net.ipv4.ping_group_range unless
+	// they set those sysctls themselves.
+	UnprivilegedPorts, UnprivilegedICMP bool
 }
 
 // Images is what the runtime needs of the image service.
@@ -87,7 +94,9 @@ type Runtime struct {
 	shim         ShimConfig
 	ownShims     bool
 	handlers     map[string]string
-	stats        statsCache
+	// unprivilegedPorts and unprivilegedICMP: see Options.
+	unprivilegedPorts, unprivilegedICMP bool
+	stats                               statsCache
 	// layerRefreshes bounds the writable layer measurements made aside from stats calls.
 	layerRefreshes chan struct{}
 	events         eventBus
@@ -106,9 +115,10 @@ func New(client *containerd.Client, opts Options) *Runtime {
 	return &Runtime{client: client, stateDir: opts.StateDir, network: opts.Network, log: opts.Logger,
 		sandboxes: newSandboxStore(), loaded: make(chan struct{}),
 		containers: newContainerStore(), images: opts.Images,
-		settings:    hostSettings(opts.CgroupDriver, opts.SeccompProfileRoot, opts.TolerateMissingHugetlb),
+		settings:    hostSettings(opts),
 		pauseBinary: opts.PauseBinary, cgroupDriver: opts.CgroupDriver, shim: opts.Shim,
-		ownShims: opts.OwnShims && opts.Shim.Binary != "", handlers: opts.Handlers, layerRefreshes: make(chan struct{}, 2)}
+		ownShims: opts.OwnShims && opts.Shim.Binary != "", handlers: opts.Handlers, layerRefreshes: make(chan struct{}, 2),
+		unprivilegedPorts: opts.UnprivilegedPorts, unprivilegedICMP: opts.UnprivilegedICMP}
 }
 
 // LoadInBackground calls Load until it succeeds (containerd may not answer yet) or ctx ends.

@@ -115,7 +115,7 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	undo = append(undo, func(context.Context) error { return namespace.Unpin(nsDir) })
 	steps.mark("namespaces")
 
-	if err := applySysctls(cfg.GetLinux().GetSysctls(), paths); err != nil {
+	if err := applySysctls(r.podSysctls(cfg.GetLinux().GetSysctls(), !hostNet), paths); err != nil {
 		return "", err
 	}
 

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"sort"
 	"strings"
@@ -43,6 +44,35 @@ func checkSysctls(sysctls map[string]string, ownNet, ownIPC bool) error {
 		}
 	}
 	return nil
+}
+
+// The sysctls a pod with its own network namespace gets unless it sets them: any user may bind
+// ports below 1024 and send ICMP echo requests (ping without CAP_NET_RAW), which is safe in a
+// namespace of the pod's own and what containerd (since 2.0) and CRI-O give.
+const (
+	sysctlUnprivilegedPortStart = "net.ipv4.ip_unprivileged_port_start"
+	sysctlPingGroupRange        = "net.ipv4.ping_group_range"
+)
+
+// podSysctls are the sysctls to write in a pod's namespaces: its own, and for a pod with its own
+// network namespace the unprivileged ports and ICMP defaults that r's options turn on.
+func (r *Runtime) podSysctls(cfg map[string]string, ownNet bool) map[string]string {
+	out := maps.Clone(cfg)
+	if out == nil {
+		out = map[string]string{}
+	}
+	if !ownNet {
+		return out
+	}
+	if _, set := out[sysctlUnprivilegedPortStart]; !set && r.unprivilegedPorts {
+		out[sysctlUnprivilegedPortStart] = "0"
+	}
+	if _, set := out[sysctlPingGroupRange]; !set && r.unprivilegedICMP {
+		// Every gid (written from the node's user namespace, so it covers the gids a
+		// user-namespaced pod maps too).
+		out[sysctlPingGroupRange] = "0 2147483647"
+	}
+	return out
 }
 
 // applySysctls writes the pod's sysctls inside its namespaces.

@@ -7,14 +7,16 @@ import (
 
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/containerd/v2/pkg/cap"
+	"github.com/moby/sys/mountinfo"
 
 	"github.com/berth-runtime/berth/runtime/spec"
 )
 
 // hostSettings reads, once at start, the facts of this node and of berthd itself that shape
 // every container spec.
-func hostSettings(cgroupDriver, seccompRoot string, tolerateMissingHugetlb bool) spec.Settings {
-	s := spec.Settings{CgroupDriver: cgroupDriver, SeccompProfileRoot: seccompRoot, TolerateMissingHugetlb: tolerateMissingHugetlb}
+func hostSettings(opts Options) spec.Settings {
+	s := spec.Settings{CgroupDriver: opts.CgroupDriver, SeccompProfileRoot: opts.SeccompProfileRoot,
+		TolerateMissingHugetlb: opts.TolerateMissingHugetlb, Ulimits: opts.Ulimits}
 	if caps, err := cap.Current(); err == nil {
 		s.Capabilities = caps
 	}
@@ -22,8 +24,38 @@ func hostSettings(cgroupDriver, seccompRoot string, tolerateMissingHugetlb bool)
 		s.MinOOMScoreAdj, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	}
 	s.CgroupV2 = cgroups.Mode() == cgroups.Unified
+	if s.CgroupV2 {
+		s.CgroupMountOptions = cgroup2Options("/proc/self/mountinfo")
+	}
 	if b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled"); err == nil {
 		s.AppArmorEnabled = strings.TrimSpace(string(b)) == "Y"
 	}
 	return s
+}
+
+// cgroup2Options are the options of the node's /sys/fs/cgroup (cgroup2) mount that a container's
+// own cgroup mount must keep when it shares the node's cgroup namespace (see
+// spec.Settings.CgroupMountOptions).
+func cgroup2Options(path string) []string {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	mounts, err := mountinfo.GetMountsFromReader(f, nil)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, m := range mounts {
+		if m.Mountpoint != "/sys/fs/cgroup" || m.FSType != "cgroup2" {
+			continue
+		}
+		for _, o := range strings.Split(m.VFSOptions, ",") {
+			if o == "nsdelegate" || o == "memory_recursiveprot" {
+				out = append(out, o)
+			}
+		}
+	}
+	return out
 }

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -122,6 +123,9 @@ func run(cfg config.Config, log *slog.Logger) error {
 		TolerateMissingHugetlb: cfg.TolerateMissingHugetlbController,
 		OwnShims:               cfg.ShimPrestart,
 		Handlers:               cfg.RuntimeHandlers,
+		Ulimits:                ulimits(cfg.DefaultUlimits),
+		UnprivilegedPorts:      cfg.EnableUnprivilegedPorts,
+		UnprivilegedICMP:       cfg.EnableUnprivilegedICMP,
 	})
 	reg.MustRegister(rt.Collector())
 	loadCtx, stopLoading := context.WithCancel(context.Background())
@@ -225,4 +229,14 @@ func pauseBinary() string {
 		return "berth-pause"
 	}
 	return filepath.Join(filepath.Dir(exe), "berth-pause")
+}
+
+// ulimits turns the default-ulimits key (validated with the config) into the spec's rlimits.
+func ulimits(keys []string) []specs.POSIXRlimit {
+	var out []specs.POSIXRlimit
+	for _, k := range keys {
+		u, _ := config.ParseUlimit(k)
+		out = append(out, specs.POSIXRlimit{Type: u.Type, Soft: u.Soft, Hard: u.Hard})
+	}
+	return out
 }
