@@ -14,7 +14,7 @@ UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e '/test/e2e' -e '/test/kubelet'
 
 export PATH := $(BERTH_BIN_DIR):$(PATH)
 
-.PHONY: all build deps run test unit e2e kubelet-smoke critest node-e2e bench fuzz lint clean
+.PHONY: all build deps run test unit e2e kubelet-smoke critest parity node-e2e bench fuzz lint clean
 
 all: build
 
@@ -29,7 +29,7 @@ deps:
 run: deps build
 	exec $(BIN)/berthd $(ARGS)
 
-test: deps build unit e2e kubelet-smoke critest
+test: deps build unit e2e kubelet-smoke critest parity
 
 unit:
 	$(GO) test -count=1 $(UNIT_PKGS)
@@ -44,6 +44,13 @@ kubelet-smoke: build
 
 critest: build
 	BERTH_BIN=$(BIN) $(GO) run ./test/conformance
+
+# The differential test: the same kubelet-shaped requests to berthd and to containerd's own CRI,
+# every difference in the OCI spec, the process's view and ContainerStatus either fixed or kept
+# in test/parity/intended.txt with its reason (report: bin/parity-report.txt). PARITY_FOCUS=name
+# runs the cases whose name holds it.
+parity: build
+	BERTH_E2E=1 BERTH_BIN=$(BIN) $(GO) test -count=1 -timeout 20m ./test/parity/ -run '^TestParity$$' -v 2>&1 | grep -v -e '^=== RUN' -e '^=== PAUSE' -e '^=== CONT'; exit $${PIPESTATUS[0]}
 
 # Kubernetes' node e2e suite (KUBERNETES_VERSION) against berthd; CRI_ENDPOINT=containerd runs
 # it against containerd's own CRI for the side-by-side count. Not part of `make test` (about an

@@ -45,6 +45,11 @@ func StartContainerdCRI(registryConfigDir string) (*ContainerdCRI, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Traversable, as /run and /var/lib are: runc reaches a user-namespaced pod's bundle below
+	// here as the pod's root, which is not the node's.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return nil, err
+	}
 	binDir := os.Getenv("BERTH_BIN_DIR")
 	if binDir == "" {
 		binDir = "/opt/berth/bin"

@@ -108,6 +108,12 @@ func Catalog(src Sources) (map[string]v1.Image, error) {
 		specs[criTools+name] = spec{shell, []v1.Layer{b.base, mark}}
 	}
 
+	if err := addParityImages(b, func(ref string, cfg v1.Config, layers ...v1.Layer) {
+		specs[ref] = spec{cfg, layers}
+	}); err != nil {
+		return nil, err
+	}
+
 	if src.Agnhost != "" {
 		if err := addNodeE2EImages(b, src.Agnhost, func(ref string, cfg v1.Config, layers ...v1.Layer) {
 			specs[ref] = spec{cfg, layers}
