@@ -98,6 +98,10 @@ type Config struct {
 	// network namespace of its own that does not set it, so that ping needs no CAP_NET_RAW
 	// (containerd's enable_unprivileged_icmp).
 	EnableUnprivilegedICMP bool `toml:"enable-unprivileged-icmp" json:"enable-unprivileged-icmp"`
+	// CDISpecDirs are the directories of Container Device Interface specs, in rising priority
+	// (a device in a later directory wins): where device plugins and DRA drivers describe the
+	// devices a container's CDI_devices and cdi.k8s.io/ annotations name. Empty turns CDI off.
+	CDISpecDirs []string `toml:"cdi-spec-dirs" json:"cdi-spec-dirs"`
 }
 
 // Default returns the configuration berthd runs with when nothing overrides it.
@@ -120,6 +124,7 @@ func Default() Config {
 		ImagePullProgressTimeout: Duration(time.Minute),
 		EnableUnprivilegedPorts:  true,
 		EnableUnprivilegedICMP:   true,
+		CDISpecDirs:              []string{"/etc/cdi", "/var/run/cdi"},
 	}
 }
 
@@ -169,9 +174,14 @@ func (c *Config) Validate() error {
 	if c.CNIConfTemplate != "" && !filepath.IsAbs(c.CNIConfTemplate) {
 		return fmt.Errorf("cni-conf-template: %q is not an absolute path", c.CNIConfTemplate)
 	}
-	for _, d := range c.CNIBinDirs {
-		if !filepath.IsAbs(d) {
-			return fmt.Errorf("cni-bin-dirs: %q is not an absolute path", d)
+	for _, dirs := range []struct {
+		key  string
+		dirs []string
+	}{{"cni-bin-dirs", c.CNIBinDirs}, {"cdi-spec-dirs", c.CDISpecDirs}} {
+		for _, d := range dirs.dirs {
+			if !filepath.IsAbs(d) {
+				return fmt.Errorf("%s: %q is not an absolute path", dirs.key, d)
+			}
 		}
 	}
 	if _, _, err := net.SplitHostPort(c.StreamAddress); err != nil {

@@ -76,6 +76,7 @@ func NewFlagSet(cfg *Config, output io.Writer) *flag.FlagSet {
 	fs.Var((*listValue)(&cfg.DefaultUlimits), "default-ulimits", "comma-separated rlimits of every container, name=soft:hard (empty: berthd's own, inherited)")
 	fs.BoolVar(&cfg.EnableUnprivilegedPorts, "enable-unprivileged-ports", cfg.EnableUnprivilegedPorts, "let any user of a pod with its own network namespace bind ports below 1024 (net.ipv4.ip_unprivileged_port_start=0)")
 	fs.BoolVar(&cfg.EnableUnprivilegedICMP, "enable-unprivileged-icmp", cfg.EnableUnprivilegedICMP, "let any user of a pod with its own network namespace ping (net.ipv4.ping_group_range over every gid)")
+	fs.Var((*listValue)(&cfg.CDISpecDirs), "cdi-spec-dirs", "comma-separated directories of CDI device specs, lowest priority first (empty: CDI off)")
 	fs.Var((*handlersValue)(&cfg.RuntimeHandlers), "runtime-handler", "a runtime handler besides runc: name, or name=/path/to/oci-runtime (repeatable)")
 	return fs
 }

@@ -63,6 +63,8 @@ type Options struct {
 	// net.ipv4.ip_unprivileged_port_start=0 and the whole net.ipv4.ping_group_range unless
 	// they set those sysctls themselves.
 	UnprivilegedPorts, UnprivilegedICMP bool
+	// CDISpecDirs are the directories of CDI device specs; none turns CDI off.
+	CDISpecDirs []string
 }
 
 // Images is what the runtime needs of the image service.

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -8,6 +9,8 @@ import (
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/containerd/v2/pkg/cap"
 	"github.com/moby/sys/mountinfo"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"tags.cncf.io/container-device-interface/pkg/cdi"
 
 	"github.com/berth-runtime/berth/runtime/spec"
 )
@@ -22,6 +25,13 @@ func hostSettings(opts Options) spec.Settings {
 	}
 	if b, err := os.ReadFile("/proc/self/oom_score_adj"); err == nil {
 		s.MinOOMScoreAdj, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	if len(opts.CDISpecDirs) > 0 {
+		if reg, err := newCDIRegistry(opts.CDISpecDirs, opts.Logger); err == nil {
+			s.CDI = reg
+		} else if opts.Logger != nil {
+			opts.Logger.Error("CDI is off: its spec directories cannot be used", "dirs", opts.CDISpecDirs, "error", err)
+		}
 	}
 	s.CgroupV2 = cgroups.Mode() == cgroups.Unified
 	if s.CgroupV2 {
@@ -58,4 +68,25 @@ func cgroup2Options(path string) []string {
 		}
 	}
 	return out
+}
+
+// cdiRegistry reads the CDI spec directories again before each use: device plugins and DRA
+// drivers write their specs at any time, and a container that asks for none costs nothing.
+type cdiRegistry struct {
+	cache *cdi.Cache
+	log   *slog.Logger
+}
+
+func newCDIRegistry(dirs []string, log *slog.Logger) (cdiRegistry, error) {
+	cache, err := cdi.NewCache(cdi.WithSpecDirs(dirs...), cdi.WithAutoRefresh(false))
+	return cdiRegistry{cache: cache, log: log}, err
+}
+
+// InjectDevices applies devices to s. A spec file that does not parse is logged and left out,
+// not fatal: one vendor's broken file must not keep another's devices from a container.
+func (c cdiRegistry) InjectDevices(s *specs.Spec, devices ...string) ([]string, error) {
+	if err := c.cache.Refresh(); err != nil && c.log != nil {
+		c.log.Warn("a CDI spec could not be read", "error", err)
+	}
+	return c.cache.InjectDevices(s, devices...)
 }

@@ -126,6 +126,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 		Ulimits:                ulimits(cfg.DefaultUlimits),
 		UnprivilegedPorts:      cfg.EnableUnprivilegedPorts,
 		UnprivilegedICMP:       cfg.EnableUnprivilegedICMP,
+		CDISpecDirs:            cfg.CDISpecDirs,
 	})
 	reg.MustRegister(rt.Collector())
 	loadCtx, stopLoading := context.WithCancel(context.Background())

@@ -73,6 +73,8 @@ type Settings struct {
 	// node's cgroup namespace must keep on its own cgroup mount (nsdelegate,
 	// memory_recursiveprot): that mount shares the node's superblock.
 	CgroupMountOptions []string
+	// CDI resolves CDI devices; nil when the node has CDI off (a container asking for one fails).
+	CDI CDIRegistry
 }
 
 // Input is everything a container's spec is made from.
@@ -138,7 +140,7 @@ func Generate(in Input) (*Result, error) {
 		opts = append(opts, oci.WithRootFSReadonly())
 	}
 	// Mounts last: they may override the pod files and need the rootfs propagation settled.
-	opts = append(opts, withImageDefinedVolumes(in), withMounts(in))
+	opts = append(opts, withImageDefinedVolumes(in), withMounts(in), withCDIDevices(in))
 
 	s, err := oci.GenerateSpec(namespaces.WithNamespace(context.Background(), "berth"), nil, &containers.Container{ID: in.ID}, opts...)
 	if err != nil {
