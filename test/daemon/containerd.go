@@ -16,6 +16,8 @@ import (
 type ContainerdCRI struct {
 	Dir    string
 	Socket string
+	// CDIDir is its CDI spec directory (cdi_spec_dirs), empty at start.
+	CDIDir string
 	cmd    *exec.Cmd
 	done   chan struct{}
 }
@@ -54,7 +56,10 @@ func StartContainerdCRI(registryConfigDir string) (*ContainerdCRI, error) {
 	if binDir == "" {
 		binDir = "/opt/berth/bin"
 	}
-	c := &ContainerdCRI{Dir: dir, Socket: filepath.Join(dir, "containerd.sock")}
+	c := &ContainerdCRI{Dir: dir, Socket: filepath.Join(dir, "containerd.sock"), CDIDir: filepath.Join(dir, "cdi")}
+	if err := os.MkdirAll(c.CDIDir, 0o755); err != nil {
+		return nil, err
+	}
 	cniDir := filepath.Join(dir, "net.d")
 	if err := os.MkdirAll(cniDir, 0o755); err != nil {
 		return nil, err
@@ -82,13 +87,14 @@ state = %[2]q
 
 [plugins."io.containerd.cri.v1.runtime"]
   restrict_oom_score_adj = true
+  cdi_spec_dirs = [%[6]q]
   # runc under a second name, as Kubernetes' CI configures it for its RuntimeClass specs.
   [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.test-handler]
     runtime_type = "io.containerd.runc.v2"
   [plugins."io.containerd.cri.v1.runtime".cni]
     bin_dirs = ["/opt/cni/bin"]
     conf_dir = %[5]q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), c.Socket, registryConfigDir, cniDir)
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), c.Socket, registryConfigDir, cniDir, c.CDIDir)
 	configPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
 		return nil, err

@@ -2,7 +2,10 @@ package parity
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/berth-runtime/berth/test/images"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -69,7 +72,16 @@ var userns = &runtimeapi.UserNamespace{
 // mount kind, devices, the process from the image and from the request, each form of an image's
 // USER, its volumes and stop signal, tty and stdin.
 var cases = []testCase{
-	{name: "besteffort"},
+	{name: "besteffort", check: wantFields(map[string]string{
+		// The issue's table: what a workload saw under berth before, now as under containerd.
+		"spec/process.rlimits[RLIMIT_NOFILE].soft":           "",             // no 1024 open files
+		"spec/mounts[/run].type":                             "",             // no tmpfs over the image's /run
+		"spec/mounts[/sys/fs/cgroup].type":                   `"cgroup"`,     // its cgroups...
+		"spec/mounts[/sys/fs/cgroup].options":                `*"ro"*`,       // ...read-only
+		"sysctl/sysctl[net.ipv4.ip_unprivileged_port_start]": "0",            // port 80 without root
+		"sysctl/sysctl[net.ipv4.ping_group_range]":           "0 2147483647", // ping without CAP_NET_RAW
+		"status/stop_signal":                                 "23",           // SIGTERM
+	})},
 	{name: "guaranteed", ctr: func(c *runtimeapi.ContainerConfig, _ *caseEnv) {
 		r := res(c)
 		r.CpuShares, r.CpuQuota, r.MemoryLimitInBytes, r.OomScoreAdj = 512, 50000, 128<<20, -997
@@ -218,6 +230,15 @@ var cases = []testCase{
 	{name: "device-readonly", ctr: func(c *runtimeapi.ContainerConfig, _ *caseEnv) {
 		c.Devices = []*runtimeapi.Device{{HostPath: "/dev/zero", ContainerPath: "/dev/parity-zero", Permissions: "r"}}
 	}},
+	{name: "cdi-device", ctr: func(c *runtimeapi.ContainerConfig, _ *caseEnv) {
+		c.CDIDevices = []*runtimeapi.CDIDevice{{Name: "parity.example.com/device=null"}}
+	}, check: wantCDIDevice},
+	{name: "cdi-annotation", ctr: func(c *runtimeapi.ContainerConfig, _ *caseEnv) {
+		c.Annotations["cdi.k8s.io/parity"] = "parity.example.com/device=null"
+	}, check: wantCDIDevice},
+	{name: "cdi-unknown-device", ctr: func(c *runtimeapi.ContainerConfig, _ *caseEnv) {
+		c.CDIDevices = []*runtimeapi.CDIDevice{{Name: "parity.example.com/device=absent"}}
+	}},
 	{name: "process-from-image", image: images.ParityProcess, ctr: func(c *runtimeapi.ContainerConfig, _ *caseEnv) {
 		c.Command = nil
 	}},
@@ -236,20 +257,47 @@ var cases = []testCase{
 	{name: "image-user-uid", image: images.ParityUserUID},
 	{name: "image-user-uid-group", image: images.ParityUserUIDGroup},
 	{name: "image-user-uid-gid", image: images.ParityUserUIDGID},
-	{name: "image-user-overflow", image: images.ParityUserOverflow},
+	{name: "image-user-overflow", image: images.ParityUserOverflow, check: func(context.Context, *side, *outcome) error {
+		return errors.New("a container of an image whose USER does not fit a uid ran") // both must refuse
+	}},
 	{name: "image-user-negative", image: images.ParityUserNegative},
 	{name: "image-user-overridden", image: images.ParityUserOverflow, ctr: func(c *runtimeapi.ContainerConfig, _ *caseEnv) {
 		sc(c).RunAsUser = i64(1000)
 	}},
-	{name: "image-volumes", image: images.ParityVolumes},
+	{name: "image-volumes", image: images.ParityVolumes, check: wantFields(map[string]string{
+		"spec/mounts[/var/lib/data].type": `"bind"`, "spec/mounts[/scratch].type": `"bind"`,
+	})},
 	{name: "image-volumes-readonly-rootfs", image: images.ParityVolumes, ctr: func(c *runtimeapi.ContainerConfig, _ *caseEnv) {
 		sc(c).ReadonlyRootfs = true
 	}},
-	{name: "image-stop-signal", image: images.ParityStopSignal},
+	{name: "image-stop-signal", image: images.ParityStopSignal, check: wantFields(map[string]string{"status/stop_signal": "30"})}, // SIGUSR1
 	{name: "request-stop-signal", image: images.ParityStopSignal, ctr: func(c *runtimeapi.ContainerConfig, _ *caseEnv) {
 		c.StopSignal = runtimeapi.Signal_SIGNAL_SIGTERM
 	}},
 	{name: "tty", ctr: func(c *runtimeapi.ContainerConfig, _ *caseEnv) { c.Tty = true }},
 	{name: "stdin", ctr: func(c *runtimeapi.ContainerConfig, _ *caseEnv) { c.Stdin, c.StdinOnce = true, true }},
 	{name: "run-as-user-out-of-range", ctr: func(c *runtimeapi.ContainerConfig, _ *caseEnv) { sc(c).RunAsUser = i64(1 << 31) }},
+}
+
+// wantCDIDevice checks that the CDI spec's edits reached the container.
+var wantCDIDevice = wantFields(map[string]string{
+	"spec/linux.devices[/dev/parity-cdi].type": `"c"`, "spec/process.env[PARITY_CDI]": `"null"`,
+	"spec/process.env[PARITY_CDI_VENDOR]": `"parity"`, "spec/mounts[/etc/parity-cdi].type": `"bind"`,
+})
+
+// wantFields checks fields of an outcome, keyed "<kind>/<field>" (kinds: spec, process, sysctl,
+// status), before normalising: "" means absent; a value with * matches as a glob.
+func wantFields(want map[string]string) func(context.Context, *side, *outcome) error {
+	return func(_ context.Context, s *side, o *outcome) error {
+		kinds := map[string]Fields{"spec": o.spec, "process": o.view, "sysctl": o.sysctl, "status": o.status}
+		var errs []error
+		for key, w := range want {
+			kind, field, _ := strings.Cut(key, "/")
+			got := kinds[kind][field]
+			if ok := got == w || (strings.Contains(w, "*") && globRegexp(w).MatchString(got)); !ok {
+				errs = append(errs, fmt.Errorf("%s: %s is %q, want %q", s.name, key, got, w))
+			}
+		}
+		return errors.Join(errs...)
+	}
 }
