@@ -171,12 +171,21 @@ func (r *Runtime) PortForward(ctx context.Context, podID string, port int32, str
 	if v.State != SandboxReady {
 		return fmt.Errorf("pod sandbox %s is not ready: %w", podID, errdefs.ErrFailedPrecondition)
 	}
-	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(port))
+	// The pod's IPv4 loopback, then its IPv6 one: a server may listen on either alone (as
+	// containerd tries localhost both ways).
 	var conn net.Conn
-	dial := func() (err error) {
+	dial := func() error {
 		d := net.Dialer{Timeout: 10 * time.Second}
-		conn, err = d.DialContext(ctx, "tcp4", addr)
-		return err
+		var errs []error
+		for _, a := range []struct{ network, host string }{{"tcp4", "127.0.0.1"}, {"tcp6", "::1"}} {
+			c, err := d.DialContext(ctx, a.network, net.JoinHostPort(a.host, fmt.Sprint(port)))
+			if err == nil {
+				conn = c
+				return nil
+			}
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
 	}
 	if v.NetNS != "" {
 		err = namespace.Do(namespace.Net, v.NetNS, dial)
@@ -184,7 +193,7 @@ func (r *Runtime) PortForward(ctx context.Context, podID string, port int32, str
 		err = dial()
 	}
 	if err != nil {
-		return fmt.Errorf("port-forward to %s in pod %s: %w", addr, podID, err)
+		return fmt.Errorf("port-forward to port %d in pod %s: %w", port, podID, err)
 	}
 	defer conn.Close()
 

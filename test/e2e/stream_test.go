@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,7 @@ import (
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/berth-runtime/berth/runtime"
+	"github.com/berth-runtime/berth/runtime/namespace"
 	"github.com/berth-runtime/berth/test/daemon"
 )
 
@@ -422,5 +424,26 @@ func TestCrictlStreaming(t *testing.T) {
 	waitFor(t, "crictl port-forward to serve", func() bool { body = tryGet("127.0.0.1:18089"); return body != "" })
 	if !strings.Contains(body, "Welcome to nginx") {
 		t.Errorf("through crictl port-forward: %q\n%s", body, pfOut.String())
+	}
+}
+
+// A server that listens on the pod's IPv6 loopback alone is reached too (it was not: berth
+// dialled 127.0.0.1 only).
+func TestPortForwardToIPv6Loopback(t *testing.T) {
+	d := startDaemon(t, "--cni-conf-dir", podNetwork(t))
+	pod := runPod(t, d, podConfig("pf-ipv6"))
+	netns := filepath.Join(d.State, "pods", pod, "ns", "net")
+	var l net.Listener
+	if err := namespace.Do(namespace.Net, netns, func() (err error) {
+		l, err = net.Listen("tcp6", "[::1]:0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "pod on ::1") }))
+	addr := portForward(t, d.Runtime, pod, l.Addr().(*net.TCPAddr).Port)
+	if got := httpGet(t, addr); got != "pod on ::1" {
+		t.Errorf("through the port-forward: %q", got)
 	}
 }
