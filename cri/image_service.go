@@ -38,7 +38,7 @@ func (s *ImageService) PullImage(ctx context.Context, req *runtimeapi.PullImageR
 	var auth *image.Auth
 	if a := req.GetAuth(); a != nil {
 		auth = &image.Auth{Username: a.Username, Password: a.Password, Auth: a.Auth,
-			IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken}
+			IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken, ServerAddress: a.ServerAddress}
 	}
 	id, err := s.images.Pull(ctx, ref, auth)
 	if err != nil {

@@ -58,7 +58,9 @@ func (s *Service) pull(ctx context.Context, named reference.Named, auth *Auth) (
 	if s.opts.RegistryConfigDir != "" {
 		opts = append(opts, registry.WithHostDir(s.opts.RegistryConfigDir))
 	}
-	if auth != nil && auth.RegistryToken != "" {
+	// The transfer service sends a header to every host of the pull (mirrors too): a bearer
+	// token goes only with a request that names the image's own registry as its server.
+	if auth != nil && auth.RegistryToken != "" && auth.ServerAddress != "" && auth.forHost(reference.Domain(named)) {
 		opts = append(opts, registry.WithHeaders(http.Header{"Authorization": {"Bearer " + auth.RegistryToken}}))
 	}
 	src, err := registry.NewOCIRegistry(ctx, ref, opts...)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/containerd/errdefs"
@@ -20,6 +21,32 @@ type Auth struct {
 	IdentityToken string
 	// RegistryToken is a bearer token sent as it is.
 	RegistryToken string
+	// ServerAddress is the registry the credential is for ("registry.example.com:5000" or a
+	// URL such as "https://index.docker.io/v1/"); empty: whichever registry the pull asks.
+	ServerAddress string
+}
+
+// dockerHub are the names of Docker Hub's registry.
+var dockerHub = []string{"docker.io", "index.docker.io", "registry-1.docker.io"}
+
+// registryHost reduces a registry address or URL to its host[:port], Docker Hub's names to one.
+func registryHost(addr string) string {
+	if _, rest, ok := strings.Cut(addr, "://"); ok {
+		addr = rest
+	}
+	addr, _, _ = strings.Cut(addr, "/")
+	addr = strings.ToLower(addr)
+	if slices.Contains(dockerHub, addr) {
+		return "docker.io"
+	}
+	return addr
+}
+
+// forHost reports whether the credential may be sent to host: it names no server, or host is
+// the server it names. A mirror or another registry never gets the credential of the one it
+// stands in for (as containerd scopes AuthConfig by server_address).
+func (a *Auth) forHost(host string) bool {
+	return a.ServerAddress == "" || registryHost(a.ServerAddress) == registryHost(host)
 }
 
 func (a *Auth) empty() bool {
@@ -30,7 +57,8 @@ func (a *Auth) empty() bool {
 // the host's credentials.toml in the registry config directory.
 func (s *Service) credentials(auth *Auth) func(host string) (string, string, error) {
 	return func(host string) (string, string, error) {
-		if auth.empty() {
+		auth := auth // this host's: a file's credential must not stay for the next host asked
+		if auth.empty() || !auth.forHost(host) {
 			var err error
 			if auth, err = s.fileCredentials(host); err != nil || auth == nil {
 				return "", "", err

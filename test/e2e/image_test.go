@@ -447,3 +447,35 @@ for f in /data/gone /opaque/old /opaque/sub; do [ -e $f ] && echo "present $f"; 
 		t.Errorf("the container's root file system: %q", out)
 	}
 }
+
+// A credential is sent only to the registry its server_address names: the mirror that stands
+// in for that registry never sees it (it would have before), and one for the mirror itself is.
+func TestPullCredentialsGoOnlyToTheirServer(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	record := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if u, _, ok := r.BasicAuth(); ok {
+				mu.Lock()
+				seen = append(seen, u)
+				mu.Unlock()
+			}
+			requireBasicAuth("kube", "s3cret")(next).ServeHTTP(w, r)
+		})
+	}
+	reg, hosts := serveImages(t, record)
+	d := startDaemon(t, "--registry-config-dir", hosts)
+	// The image is gcr.io's; its pulls go to the mirror on loopback.
+	_, err := pull(t, d.Image, tagsRef+":1", &runtimeapi.AuthConfig{Username: "kube", Password: "s3cret", ServerAddress: "gcr.io"})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Errorf("pull through the mirror with gcr.io's credential = %v, want PermissionDenied", err)
+	}
+	mu.Lock()
+	if len(seen) > 0 {
+		t.Errorf("the mirror was sent gcr.io's credential (%v)", seen)
+	}
+	mu.Unlock()
+	if _, err := pull(t, d.Image, tagsRef+":1", &runtimeapi.AuthConfig{Username: "kube", Password: "s3cret", ServerAddress: "http://" + reg.Addr}); err != nil {
+		t.Errorf("pull with the mirror's own credential: %v", err)
+	}
+}
