@@ -148,3 +148,25 @@ func TestSliceDir(t *testing.T) {
 		}
 	}
 }
+
+// ContainerStatus reports resources as applied: a hugepage limit left out, an oom_score_adj
+// raised to berthd's own, the swap limit the node set, not what was asked.
+func TestAppliedResources(t *testing.T) {
+	r, err := generate(t, func(in *Input) {
+		in.Settings.MinOOMScoreAdj = 0
+		in.Settings.TolerateMissingHugetlb = true
+		in.Settings.Cgroups = fakeCgroups{}
+		in.Config.Linux.Resources = &runtimeapi.LinuxContainerResources{
+			CpuShares: 512, CpuQuota: 50000, CpuPeriod: 100000, MemoryLimitInBytes: 1 << 27, OomScoreAdj: -997,
+			HugepageLimits: []*runtimeapi.HugepageLimit{{PageSize: "2MB", Limit: 1 << 22}},
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := AppliedResources(r.Spec)
+	if got.OomScoreAdj != 0 || len(got.HugepageLimits) != 0 || got.CpuShares != 512 || got.CpuQuota != 50000 ||
+		got.CpuPeriod != 100000 || got.MemoryLimitInBytes != 1<<27 {
+		t.Errorf("applied %v", got)
+	}
+}

@@ -552,3 +552,36 @@ func TestCreateContainerUnpacksTheImageWhenItIsNot(t *testing.T) {
 		t.Errorf("image not unpacked after CreateContainer: %v, %v", ok, err)
 	}
 }
+
+// StopContainer sends the config's stop_signal (the kubelet's lifecycle stopSignal) first, and
+// ContainerStatus reports it; SIGTERM when nothing says otherwise.
+func TestStopSignal(t *testing.T) {
+	e := newContainerEnv(t, "stopsig")
+	trap := "trap 'exit 42' USR1; trap 'exit 43' TERM; while :; do sleep 0.1; done"
+	tests := []struct {
+		desc   string
+		signal runtimeapi.Signal
+		status runtimeapi.Signal
+		code   int32
+	}{
+		{"default", runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT, runtimeapi.Signal_SIGNAL_SIGTERM, 43},
+		{"stop_signal", runtimeapi.Signal_SIGNAL_SIGUSR1, runtimeapi.Signal_SIGNAL_SIGUSR1, 42},
+	}
+	for _, test := range tests {
+		t.Run(test.desc, func(t *testing.T) {
+			id := e.run(t, strings.ReplaceAll(test.desc, "_", "-"), func(c *runtimeapi.ContainerConfig) {
+				c.Command, c.StopSignal = []string{"sh", "-c", trap}, test.signal
+			})
+			if st := e.status(t, id); st.StopSignal != test.status {
+				t.Errorf("status stop_signal = %v, want %v", st.StopSignal, test.status)
+			}
+			time.Sleep(300 * time.Millisecond) // the shell has set its traps
+			if _, err := e.d.Runtime.StopContainer(ctx(t), &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: 10}); err != nil {
+				t.Fatal(err)
+			}
+			if st := e.status(t, id); st.ExitCode != test.code {
+				t.Errorf("exit code %d, want %d (the trap of the signal sent)", st.ExitCode, test.code)
+			}
+		})
+	}
+}
