@@ -12,6 +12,8 @@ import (
 	"github.com/containerd/continuity/fs"
 	"github.com/containerd/errdefs"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/runtime/spec"
 )
 
 // volumesDir holds a container's image-defined volumes.
@@ -33,7 +35,7 @@ func (r *Runtime) prepareImageVolumes(id string, volumes map[string]struct{}, cf
 		if dest == "/" {
 			return nil, fmt.Errorf("image volume %q: the root cannot be a volume: %w", v, errdefs.ErrFailedPrecondition)
 		}
-		if configMounts(cfg, dest) {
+		if spec.ConfigMounts(cfg, dest) {
 			continue
 		}
 		sum := sha256.Sum256([]byte(dest))
@@ -53,11 +55,4 @@ func (r *Runtime) prepareImageVolumes(id string, volumes map[string]struct{}, cf
 		out[dest] = host
 	}
 	return out, nil
-}
-
-// configMounts reports whether the config mounts something at dest.
-func configMounts(cfg *runtimeapi.ContainerConfig, dest string) bool {
-	return slices.ContainsFunc(cfg.GetMounts(), func(m *runtimeapi.Mount) bool {
-		return filepath.Clean(m.GetContainerPath()) == dest
-	})
 }

@@ -32,9 +32,9 @@ func (s Settings) host() HostPaths {
 	return realHost{}
 }
 
-// configMounted reports whether the config mounts something at dest itself.
-func configMounted(in Input, dest string) bool {
-	return slices.ContainsFunc(in.Config.GetMounts(), func(m *runtimeapi.Mount) bool {
+// ConfigMounts reports whether cfg mounts something at dest itself.
+func ConfigMounts(cfg *runtimeapi.ContainerConfig, dest string) bool {
+	return slices.ContainsFunc(cfg.GetMounts(), func(m *runtimeapi.Mount) bool {
 		return filepath.Clean(m.GetContainerPath()) == dest
 	})
 }
@@ -53,7 +53,7 @@ func withPodFiles(in Input) oci.SpecOpts {
 		for _, f := range []struct{ src, dest string }{
 			{"hosts", "/etc/hosts"}, {"resolv.conf", "/etc/resolv.conf"}, {"hostname", "/etc/hostname"},
 		} {
-			if configMounted(in, f.dest) {
+			if ConfigMounts(in.Config, f.dest) {
 				continue
 			}
 			// Idmapped in a user-namespaced pod, so that the pod's root owns them as the
@@ -72,7 +72,7 @@ func withPodFiles(in Input) oci.SpecOpts {
 // when the pod uses the node's IPC namespace.
 func withShm(in Input) oci.SpecOpts {
 	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
-		if configMounted(in, "/dev/shm") {
+		if ConfigMounts(in.Config, "/dev/shm") {
 			return nil
 		}
 		src := in.Sandbox.Shm

@@ -80,7 +80,7 @@ var cases = []testCase{
 		"spec/mounts[/sys/fs/cgroup].options":                `*"ro"*`,       // ...read-only
 		"sysctl/sysctl[net.ipv4.ip_unprivileged_port_start]": "0",            // port 80 without root
 		"sysctl/sysctl[net.ipv4.ping_group_range]":           "0 2147483647", // ping without CAP_NET_RAW
-		"status/stop_signal":                                 "23",           // SIGTERM
+		"status/stop_signal":                                 fmt.Sprint(int32(runtimeapi.Signal_SIGNAL_SIGTERM)),
 	})},
 	{name: "guaranteed", ctr: func(c *runtimeapi.ContainerConfig, _ *caseEnv) {
 		r := res(c)
@@ -270,7 +270,7 @@ var cases = []testCase{
 	{name: "image-volumes-readonly-rootfs", image: images.ParityVolumes, ctr: func(c *runtimeapi.ContainerConfig, _ *caseEnv) {
 		sc(c).ReadonlyRootfs = true
 	}},
-	{name: "image-stop-signal", image: images.ParityStopSignal, check: wantFields(map[string]string{"status/stop_signal": "30"})}, // SIGUSR1
+	{name: "image-stop-signal", image: images.ParityStopSignal, check: wantFields(map[string]string{"status/stop_signal": fmt.Sprint(int32(runtimeapi.Signal_SIGNAL_SIGUSR1))})},
 	{name: "request-stop-signal", image: images.ParityStopSignal, ctr: func(c *runtimeapi.ContainerConfig, _ *caseEnv) {
 		c.StopSignal = runtimeapi.Signal_SIGNAL_SIGTERM
 	}},
@@ -282,7 +282,7 @@ var cases = []testCase{
 // wantCDIDevice checks that the CDI spec's edits reached the container.
 var wantCDIDevice = wantFields(map[string]string{
 	"spec/linux.devices[/dev/parity-cdi].type": `"c"`, "spec/process.env[PARITY_CDI]": `"null"`,
-	"spec/process.env[PARITY_CDI_VENDOR]": `"parity"`, "spec/mounts[/etc/parity-cdi].type": `"bind"`,
+	"spec/process.env[PARITY_CDI_VENDOR]": `"parity"`, "spec/mounts[/etc/parity-cdi].source": `*cdi-file"`,
 })
 
 // wantFields checks fields of an outcome, keyed "<kind>/<field>" (kinds: spec, process, sysctl,

@@ -214,7 +214,7 @@ func containerStatusFields(st *runtimeapi.ContainerStatus) (Fields, error) {
 	return out, nil
 }
 
-// pulls pulls refs on every side at once.
+// pullAll pulls refs on every side at once.
 func pullAll(ctx context.Context, sides []*side, refs []string) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(sides)*len(refs))
