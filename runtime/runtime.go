@@ -123,7 +123,8 @@ func New(client *containerd.Client, opts Options) *Runtime {
 		unprivilegedPorts: opts.UnprivilegedPorts, unprivilegedICMP: opts.UnprivilegedICMP}
 }
 
-// LoadInBackground calls Load until it succeeds (containerd may not answer yet) or ctx ends.
+// LoadInBackground calls Load until it succeeds (containerd may not answer yet) or ctx ends,
+// then watches the pods' health (watchPodHealth) until ctx ends.
 // Until then, calls about pods wait, bounded by their own deadlines: answering them from an
 // empty state would tell the kubelet its pods are gone.
 func (r *Runtime) LoadInBackground(ctx context.Context) {
@@ -135,6 +136,7 @@ func (r *Runtime) LoadInBackground(ctx context.Context) {
 			cancel()
 			if err == nil {
 				close(r.loaded)
+				r.watchPodHealth(ctx) // until ctx ends
 				return
 			}
 			r.log.Warn("cannot load state from containerd yet; retrying", "error", err, "after", delay)

@@ -16,8 +16,9 @@ type SandboxView struct {
 	CreatedAt      time.Time
 	RuntimeHandler string
 	State          string
-	NetNS          string
-	Network        *cni.Attachment
+	// NetNS, IPC and UTS are the pod's pinned namespaces, empty for the node's.
+	NetNS, IPC, UTS string
+	Network         *cni.Attachment
 	// InfraPid is the pid of the pod's infra process, 0 when it has none.
 	InfraPid uint32
 }
@@ -35,7 +36,7 @@ func (sb *Sandbox) view() SandboxView {
 // sandbox not yet shared).
 func (sb *Sandbox) publish() {
 	sb.published.Store(&SandboxView{ID: sb.ID, Config: sb.Config, CreatedAt: sb.CreatedAt, RuntimeHandler: sb.RuntimeHandler,
-		State: sb.State, NetNS: sb.NetNS, Network: sb.Network, InfraPid: sb.InfraPid})
+		State: sb.State, NetNS: sb.NetNS, IPC: sb.IPC, UTS: sb.UTS, Network: sb.Network, InfraPid: sb.InfraPid})
 }
 
 // PodSandbox returns the sandbox id (or a unique prefix of it) names.
