@@ -10,7 +10,6 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
-	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/errdefs"
@@ -79,7 +78,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	}()
 
 	// A lease keeps containerd's garbage collector off the snapshot until the record holds it.
-	ctx, done, err := r.client.WithLease(ctx, leases.WithExpiration(time.Hour))
+	ctx, done, err := r.client.WithLease(ctx, createContainerLease()...)
 	if err != nil {
 		return "", err
 	}
@@ -98,6 +97,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	var volumes map[string]string
 	undo = append(undo, func(context.Context) error { return os.RemoveAll(r.containerDir(id)) })
 	if err := mount.WithReadonlyTempMount(ctx, mounts, func(root string) (err error) {
+		testhook.Hold(testhook.CreateImageMounted)
 		passwd = readImageFile(root, "etc/passwd")
 		group = readImageFile(root, "etc/group")
 		volumes, err = r.prepareImageVolumes(id, img.Config.Config.Volumes, cfg, root)

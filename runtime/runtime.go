@@ -65,6 +65,10 @@ type Options struct {
 	UnprivilegedPorts, UnprivilegedICMP bool
 	// CDISpecDirs are the directories of CDI device specs; none turns CDI off.
 	CDISpecDirs []string
+	// TempMountDir is where containerd's temporary mounts go in this process
+	// (mount.SetTempMountLocation, set by the caller); Load unmounts what a killed berthd left
+	// there. Empty: the system's temporary directory, which Load leaves alone.
+	TempMountDir string
 }
 
 // Images is what the runtime needs of the image service.
@@ -96,6 +100,8 @@ type Runtime struct {
 	shim         ShimConfig
 	ownShims     bool
 	handlers     map[string]string
+	// tempMountDir: see Options.
+	tempMountDir string
 	// unprivilegedPorts and unprivilegedICMP: see Options.
 	unprivilegedPorts, unprivilegedICMP bool
 	stats                               statsCache
@@ -120,7 +126,7 @@ func New(client *containerd.Client, opts Options) *Runtime {
 		settings:    hostSettings(opts),
 		pauseBinary: opts.PauseBinary, cgroupDriver: opts.CgroupDriver, shim: opts.Shim,
 		ownShims: opts.OwnShims && opts.Shim.Binary != "", handlers: opts.Handlers, layerRefreshes: make(chan struct{}, 2),
-		unprivilegedPorts: opts.UnprivilegedPorts, unprivilegedICMP: opts.UnprivilegedICMP}
+		unprivilegedPorts: opts.UnprivilegedPorts, unprivilegedICMP: opts.UnprivilegedICMP, tempMountDir: opts.TempMountDir}
 }
 
 // LoadInBackground calls Load until it succeeds (containerd may not answer yet) or ctx ends,
@@ -166,6 +172,13 @@ func (r *Runtime) Load(ctx context.Context) error {
 	records, err := r.client.ContainerService().List(ctx, fmt.Sprintf("labels.%q==%s", labelKind, kindSandbox))
 	if err != nil {
 		return fmt.Errorf("list pod sandboxes: %w", err)
+	}
+	// What a berthd killed inside a call left: released before any call is served.
+	if err := r.releaseOrphanedLeases(ctx); err != nil {
+		r.log.Warn("cannot release leases a killed berthd left", "error", err)
+	}
+	if err := r.cleanTempMounts(); err != nil {
+		r.log.Warn("cannot clean the temporary mounts a killed berthd left", "error", err)
 	}
 	for _, c := range records {
 		sb, err := r.loadSandbox(c)

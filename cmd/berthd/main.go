@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/mount"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -106,6 +107,15 @@ func run(cfg config.Config, log *slog.Logger) error {
 		Logger:            log.With("component", "image"),
 		Metrics:           image.NewMetrics(reg),
 	})
+	// containerd's temporary mounts (an image's root read for its users and volumes) go under
+	// berth's state, where a restart finds what a killed berthd left, not in the node's /tmp.
+	tempMounts := filepath.Join(cfg.State, "tmpmounts")
+	if err := mount.SetTempMountLocation(tempMounts); err != nil {
+		return fmt.Errorf("temporary mount directory: %w", err)
+	}
+	if resolved, err := filepath.EvalSymlinks(tempMounts); err == nil {
+		tempMounts = resolved // as containerd keeps it, for the restart's look at mountinfo
+	}
 	network := cni.NewConfig(cfg.CNIConfDir, cfg.CNIBinDirs)
 	podNetwork := cni.NewNetwork(network, filepath.Join(cfg.Root, "cni-cache"))
 	podNetwork.Metrics = cni.NewMetrics(reg)
@@ -127,6 +137,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 		UnprivilegedPorts:      cfg.EnableUnprivilegedPorts,
 		UnprivilegedICMP:       cfg.EnableUnprivilegedICMP,
 		CDISpecDirs:            cfg.CDISpecDirs,
+		TempMountDir:           tempMounts,
 	})
 	reg.MustRegister(rt.Collector())
 	loadCtx, stopLoading := context.WithCancel(context.Background())

@@ -16,6 +16,9 @@ const (
 	// CreateAfterSnapshot: CreateContainer has prepared the writable snapshot, not yet
 	// recorded the container.
 	CreateAfterSnapshot = "create-after-snapshot"
+	// CreateImageMounted: CreateContainer has the image's root file system mounted (a
+	// temporary mount) to read its users and volumes.
+	CreateImageMounted = "create-image-mounted"
 	// StartAfterTaskCreate: StartContainer has created the task (runc create), not started it.
 	StartAfterTaskCreate = "start-after-task-create"
 	// StartAfterTaskStart: the task runs, the start is not recorded yet.

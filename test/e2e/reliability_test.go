@@ -6,11 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -229,7 +231,7 @@ func TestRestartFinishesInterruptedCreatesAndStarts(t *testing.T) {
 // start that had not run the process leaves a created container that starts, one that had is a
 // running container whose logs go on; and removing the pod leaves nothing.
 func TestBerthdKilledDuringCreateAndStart(t *testing.T) {
-	for _, point := range []string{testhook.CreateAfterSnapshot, testhook.StartAfterTaskCreate, testhook.StartAfterTaskStart} {
+	for _, point := range []string{testhook.CreateAfterSnapshot, testhook.CreateImageMounted, testhook.StartAfterTaskCreate, testhook.StartAfterTaskStart} {
 		t.Run(point, func(t *testing.T) {
 			sockets := func() int { entries, _ := os.ReadDir("/run/containerd/s"); return len(entries) }
 			socketsBefore := sockets()
@@ -247,7 +249,8 @@ func TestBerthdKilledDuringCreateAndStart(t *testing.T) {
 			}
 			errc := make(chan error, 1)
 			var id string
-			if point == testhook.CreateAfterSnapshot {
+			creating := point == testhook.CreateAfterSnapshot || point == testhook.CreateImageMounted
+			if creating {
 				go func() {
 					_, err := e.d.Runtime.CreateContainer(ctx(t), &runtimeapi.CreateContainerRequest{PodSandboxId: e.pod, SandboxConfig: e.podCfg,
 						Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "held"}, Image: &runtimeapi.ImageSpec{Image: busyboxRef}, LogPath: "held.log"}})
@@ -276,7 +279,21 @@ func TestBerthdKilledDuringCreateAndStart(t *testing.T) {
 				t.Fatal(err)
 			}
 			switch point {
-			case testhook.CreateAfterSnapshot:
+			case testhook.CreateAfterSnapshot, testhook.CreateImageMounted:
+				// The killed create's lease is released and its temporary mount of the image
+				// is gone (they were left: the lease for its hour, the mount for good).
+				leasesOut, _ := exec.Command(tool(t, "ctr"), "-a", filepath.Join(e.d.State, "containerd", "containerd.sock"), "-n", "berth", "leases", "ls").CombinedOutput()
+				if strings.Contains(string(leasesOut), "create-container") {
+					t.Errorf("the killed create's lease is left:\n%s", leasesOut)
+				}
+				if m, _ := mountinfo.GetMounts(mountinfo.PrefixFilter(filepath.Join(e.d.State, "tmpmounts"))); len(m) > 0 {
+					t.Errorf("the killed create's temporary mounts are left: %v", m)
+				}
+				if m, _ := mountinfo.GetMounts(mountinfo.PrefixFilter(os.TempDir())); slices.ContainsFunc(m, func(i *mountinfo.Info) bool {
+					return strings.HasPrefix(filepath.Base(i.Mountpoint), "containerd-mount")
+				}) {
+					t.Errorf("a temporary mount is in the node's %s", os.TempDir())
+				}
 				if len(list.Containers) != 0 {
 					t.Fatalf("containers after a killed create: %v", list.Containers)
 				}
