@@ -24,27 +24,12 @@ func TestPodWithADeadInfraProcessIsNotReady(t *testing.T) {
 	}
 	id := e.run(t, "app", nil)
 
-	resp, err := e.d.Runtime.PodSandboxStatus(ctx(t), &runtimeapi.PodSandboxStatusRequest{PodSandboxId: e.pod, Verbose: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var info struct {
-		Pid int `json:"pid"`
-	}
-	if err := json.Unmarshal([]byte(resp.Info["info"]), &info); err != nil || info.Pid == 0 {
-		t.Fatalf("no infra pid in %v: %v", resp.Info, err)
-	}
-	if err := syscall.Kill(info.Pid, syscall.SIGKILL); err != nil {
+	infra := infraPid(t, e)
+	if err := syscall.Kill(infra, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 
-	deadline := time.Now().Add(10 * time.Second)
-	for podStatus(t, e.d, e.pod).State != runtimeapi.PodSandboxState_SANDBOX_NOTREADY {
-		if time.Now().After(deadline) {
-			t.Fatal("the pod is still READY after its infra process died")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitNotReady(t, e, "the pod is still READY after its infra process died")
 	for {
 		ev, err := events.Recv()
 		if err != nil {
@@ -83,6 +68,25 @@ func newSharedPIDEnv(t *testing.T) *containerEnv {
 // The same when the infra process died while berthd was down: the restarted berthd finds it.
 func TestPodWhoseInfraDiedWhileBerthdWasDownIsNotReady(t *testing.T) {
 	e := newSharedPIDEnv(t)
+	infra := infraPid(t, e)
+	if err := e.d.Stop(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(infra, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.Run(); err != nil {
+		t.Fatal(err)
+	}
+	waitNotReady(t, e, "the restarted berthd still reports the pod READY")
+	if _, err := e.d.Runtime.RemovePodSandbox(ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: e.pod}); err != nil {
+		t.Fatalf("RemovePodSandbox: %v", err)
+	}
+}
+
+// infraPid is the pid of the pod's infra process, from its verbose status.
+func infraPid(t *testing.T, e *containerEnv) int {
+	t.Helper()
 	resp, err := e.d.Runtime.PodSandboxStatus(ctx(t), &runtimeapi.PodSandboxStatusRequest{PodSandboxId: e.pod, Verbose: true})
 	if err != nil {
 		t.Fatal(err)
@@ -93,23 +97,17 @@ func TestPodWhoseInfraDiedWhileBerthdWasDownIsNotReady(t *testing.T) {
 	if err := json.Unmarshal([]byte(resp.Info["info"]), &info); err != nil || info.Pid == 0 {
 		t.Fatalf("no infra pid in %v: %v", resp.Info, err)
 	}
-	if err := e.d.Stop(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Kill(info.Pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.d.Run(); err != nil {
-		t.Fatal(err)
-	}
+	return info.Pid
+}
+
+// waitNotReady waits up to 10 s for the pod to be NOTREADY, failing with msg.
+func waitNotReady(t *testing.T, e *containerEnv, msg string) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for podStatus(t, e.d, e.pod).State != runtimeapi.PodSandboxState_SANDBOX_NOTREADY {
 		if time.Now().After(deadline) {
-			t.Fatal("the restarted berthd still reports the pod READY")
+			t.Fatal(msg)
 		}
 		time.Sleep(100 * time.Millisecond)
-	}
-	if _, err := e.d.Runtime.RemovePodSandbox(ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: e.pod}); err != nil {
-		t.Fatalf("RemovePodSandbox: %v", err)
 	}
 }
