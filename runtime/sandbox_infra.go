@@ -19,11 +19,13 @@ import (
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/runtime/spec"
 )
 
 // groupAnnotation makes the runc shim run every task of a pod in one shim process (the runc v2
 // shim groups tasks by it): one shim per pod, not one per container.
-const groupAnnotation = "io.containerd.runc.v2.group"
+const groupAnnotation = spec.GroupAnnotation
 
 // sharesPID reports whether the pod's containers share one PID namespace, which then needs an
 // infra process to hold it (PID 1 of the pod) for the pod's lifetime.
@@ -54,20 +56,6 @@ func (r *Runtime) pauseRootfs() (string, error) {
 	return dir, os.Rename(tmp, filepath.Join(dir, "pause"))
 }
 
-// infraCgroup is the cgroup of a pod's infra process, under the pod's cgroup parent.
-func infraCgroup(parent, id, driver string) string {
-	if driver == "systemd" {
-		if parent == "" {
-			parent = "system.slice"
-		}
-		return parent + ":berth:" + id
-	}
-	if parent == "" {
-		parent = "/berth"
-	}
-	return filepath.Join(parent, id)
-}
-
 // startInfra runs berth-pause as PID 1 of a new PID namespace in the pod's other namespaces, and
 // records its spec in the sandbox's containerd record. It returns the infra process's pid.
 func (r *Runtime) startInfra(ctx context.Context, sb *Sandbox) (uint32, error) {
@@ -83,7 +71,7 @@ func (r *Runtime) startInfra(ctx context.Context, sb *Sandbox) (uint32, error) {
 		oci.WithProcessCwd("/"),
 		oci.WithCapabilities(nil),
 		oci.WithNoNewPrivileges,
-		oci.WithCgroup(infraCgroup(sb.Config.GetLinux().GetCgroupParent(), sb.ID, r.cgroupDriver)),
+		oci.WithCgroup(spec.CgroupsPath(sb.Config.GetLinux().GetCgroupParent(), sb.ID, r.cgroupDriver)),
 		oci.WithAnnotations(map[string]string{groupAnnotation: sb.ID}),
 		withPodNamespace(specs.NetworkNamespace, sb.NetNS),
 		withPodNamespace(specs.IPCNamespace, sb.IPC),
@@ -97,15 +85,15 @@ func (r *Runtime) startInfra(ctx context.Context, sb *Sandbox) (uint32, error) {
 			})
 	}
 	c := &containers.Container{ID: sb.ID}
-	spec, err := oci.GenerateSpec(namespaces.WithNamespace(ctx, Namespace), r.client, c, opts...)
+	infraSpec, err := oci.GenerateSpec(namespaces.WithNamespace(ctx, Namespace), r.client, c, opts...)
 	if err != nil {
 		return 0, fmt.Errorf("infra process spec: %w", err)
 	}
 	// Without an IPC namespace of its own the pod cannot mount a message-queue file system.
 	if sb.IPC == "" {
-		spec.Mounts = dropMount(spec.Mounts, "/dev/mqueue")
+		infraSpec.Mounts = dropMount(infraSpec.Mounts, "/dev/mqueue")
 	}
-	anySpec, err := typeurl.MarshalAny(spec)
+	anySpec, err := typeurl.MarshalAny(infraSpec)
 	if err != nil {
 		return 0, err
 	}

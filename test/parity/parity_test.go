@@ -142,8 +142,8 @@ func compareOutcomes(name string, sides []*side, outs []*outcome) []Difference {
 		}
 		return NewNormalizer(pairs...)
 	}
-	nb := norm(b, sides[0], append([]string{sides[0].dir}, berthDirs...)...)
-	nc := norm(c, sides[1], append([]string{sides[1].dir}, containerdDirs...)...)
+	nb := norm(b, sides[0], sides[0].dir, sides[0].stateDir)
+	nc := norm(c, sides[1], sides[1].dir, sides[1].stateDir)
 	var out []Difference
 	for _, kind := range []struct {
 		name string
@@ -160,9 +160,6 @@ func orRan(err string) string {
 	}
 	return "refused: " + err
 }
-
-// The directories each runtime keeps its state in, replaced by <root> when comparing.
-var berthDirs, containerdDirs []string
 
 // startSides starts a berthd and containerd's CRI plugin with the test images behind their
 // registry mirrors, and makes the directories and mounts the cases point at.
@@ -213,7 +210,6 @@ func startSides(t *testing.T) []*side {
 		t.Fatal(err)
 	}
 	t.Cleanup(ctrd.Cleanup)
-	berthDirs, containerdDirs = []string{d.Dir}, []string{ctrd.Dir}
 	for _, dir := range []string{berthCDI, ctrd.CDIDir} {
 		writeCDISpec(t, dir)
 	}
@@ -236,9 +232,9 @@ func startSides(t *testing.T) []*side {
 
 	sides := []*side{
 		{name: "berth", runtime: d.Runtime, image: d.Image, engine: berthEngine, ns: runtime.Namespace,
-			dir: filepath.Join(tmp, "berth"), cgroupParent: "/parity-berth"},
+			dir: filepath.Join(tmp, "berth"), stateDir: d.Dir, cgroupParent: "/parity-berth"},
 		{name: "containerd", runtime: runtimeapi.NewRuntimeServiceClient(conn), image: runtimeapi.NewImageServiceClient(conn),
-			engine: ctrdEngine, ns: "k8s.io", dir: filepath.Join(tmp, "containerd"), cgroupParent: "/parity-containerd"},
+			engine: ctrdEngine, ns: "k8s.io", dir: filepath.Join(tmp, "containerd"), stateDir: ctrd.Dir, cgroupParent: "/parity-containerd"},
 	}
 	t.Cleanup(func() {
 		// The kubelet removes a pod's cgroup; here the test does, after both runtimes removed

@@ -28,6 +28,8 @@ type side struct {
 	ns     string
 	// dir is where this side's per-case files go (logs, host paths).
 	dir string
+	// stateDir is the runtime's own directory (root, state); replaced by <root> when comparing.
+	stateDir string
 	// cgroupParent is the parent of this side's pod cgroups.
 	cgroupParent string
 }

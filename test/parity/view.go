@@ -15,30 +15,16 @@ var statusFields = []string{"Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff"
 // capabilities, cgroups and mounts.
 func ProcessView(pid int) (Fields, error) {
 	out := Fields{}
-	read := func(name string) (string, error) {
-		b, err := os.ReadFile(filepath.Join("/proc", fmt.Sprint(pid), name))
-		return string(b), err
+	for _, f := range []struct {
+		name  string
+		parse func(Fields, string)
+	}{{"limits", ParseLimits}, {"status", ParseStatus}, {"cgroup", ParseCgroup}, {"mountinfo", ParseMountinfo}} {
+		b, err := os.ReadFile(filepath.Join("/proc", fmt.Sprint(pid), f.name))
+		if err != nil {
+			return nil, err
+		}
+		f.parse(out, string(b))
 	}
-	limits, err := read("limits")
-	if err != nil {
-		return nil, err
-	}
-	ParseLimits(out, limits)
-	status, err := read("status")
-	if err != nil {
-		return nil, err
-	}
-	ParseStatus(out, status)
-	cgroup, err := read("cgroup")
-	if err != nil {
-		return nil, err
-	}
-	ParseCgroup(out, cgroup)
-	mountinfo, err := read("mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	ParseMountinfo(out, mountinfo)
 	return out, nil
 }
 
