@@ -123,6 +123,11 @@ func (r *Runtime) removeContainer(ctx context.Context, c *Container) error {
 				return fmt.Errorf("delete task of container %s: %w", c.ID, err)
 			}
 		}
+		// runc removes the container's cgroup when it deletes the task; one it made and could
+		// not record (runc create cut off by a killed berthd) is removed here.
+		if s, err := container.Spec(ctx); err == nil && s.Linux != nil && s.Linux.CgroupsPath != "" {
+			r.removeCgroup(ctx, s.Linux.CgroupsPath)
+		}
 		if err := container.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("remove container %s: %w", c.ID, err)
 		}

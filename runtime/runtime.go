@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/berth-runtime/berth/cgroup"
 	"github.com/berth-runtime/berth/cni"
 	"github.com/berth-runtime/berth/config"
 	"github.com/berth-runtime/berth/image"
@@ -97,9 +99,13 @@ type Runtime struct {
 
 	pauseBinary  string
 	cgroupDriver string
-	shim         ShimConfig
-	ownShims     bool
-	handlers     map[string]string
+	// cgroups removes the cgroups berth and runc make; pendingCgroups keeps those that were
+	// still busy when their container or pod went.
+	cgroups        *cgroup.Remover
+	pendingCgroups *cgroup.Pending
+	shim           ShimConfig
+	ownShims       bool
+	handlers       map[string]string
 	// tempMountDir: see Options.
 	tempMountDir string
 	// unprivilegedPorts and unprivilegedICMP: see Options.
@@ -124,7 +130,8 @@ func New(client *containerd.Client, opts Options) *Runtime {
 		sandboxes: newSandboxStore(), loaded: make(chan struct{}),
 		containers: newContainerStore(), images: opts.Images,
 		settings:    hostSettings(opts),
-		pauseBinary: opts.PauseBinary, cgroupDriver: opts.CgroupDriver, shim: opts.Shim,
+		pauseBinary: opts.PauseBinary, cgroupDriver: opts.CgroupDriver,
+		cgroups: cgroup.NewRemover(opts.CgroupDriver), pendingCgroups: cgroup.NewPending(filepath.Join(opts.StateDir, "cgroups-pending")), shim: opts.Shim,
 		ownShims: opts.OwnShims && opts.Shim.Binary != "", handlers: opts.Handlers, layerRefreshes: make(chan struct{}, 2),
 		unprivilegedPorts: opts.UnprivilegedPorts, unprivilegedICMP: opts.UnprivilegedICMP, tempMountDir: opts.TempMountDir}
 }
@@ -180,6 +187,7 @@ func (r *Runtime) Load(ctx context.Context) error {
 	if err := r.cleanTempMounts(); err != nil {
 		r.log.Warn("cannot clean the temporary mounts a killed berthd left", "error", err)
 	}
+	r.sweepPendingCgroups(ctx)
 	for _, c := range records {
 		sb, err := r.loadSandbox(c)
 		if err != nil {

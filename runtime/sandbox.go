@@ -50,6 +50,10 @@ type Sandbox struct {
 	// OwnShim is set when berth starts the pod's shim itself and creates the pod's tasks in it
 	// through containerd's task API endpoint (see ShimConfig). Fixed when the pod is created.
 	OwnShim bool
+	// OwnCgroupParent is set when the pod's cgroup parent was not there when the pod was made:
+	// runc makes it for the pod's first task and RemovePodSandbox removes it. One that was
+	// there (the kubelet's) is left alone. Fixed when the pod is created.
+	OwnCgroupParent bool
 	// shimMu serializes starting the pod's own shim again when it is gone.
 	shimMu sync.Mutex
 	// removed is set once RemovePodSandbox has removed the sandbox.

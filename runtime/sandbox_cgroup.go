@@ -1,31 +1,68 @@
 package runtime
 
 import (
+	"context"
 	"errors"
-	"os"
-	"path/filepath"
-	"strings"
-	"syscall"
+	"time"
+
+	"github.com/berth-runtime/berth/runtime/spec"
 )
 
-// cgroupRoot is where the node's cgroup hierarchies are mounted.
-var cgroupRoot = "/sys/fs/cgroup"
+// cgroupRemoveWait bounds how long removing a container or pod waits for the last processes
+// to leave its cgroup (a killed task's are reaped a moment after its shim reports the exit)
+// before the cgroup is left to the pending sweep.
+const cgroupRemoveWait = 5 * time.Second
 
-// removePodCgroup removes the pod's cgroup parent (the leaf the pod config names, never an
-// ancestor such as /kubepods) from every hierarchy, once the pod's processes are gone: runc made
-// it for the pod's first container and nobody else removes it when no kubelet manages pod
-// cgroups. A parent that still holds something (the kubelet's own, say) stays.
-func (r *Runtime) removePodCgroup(parent string) {
-	if parent == "" || r.cgroupDriver == "systemd" || strings.Contains(parent, "..") {
+// pendingSweepEvery is how often the cgroups left to the pending sweep are tried again.
+const pendingSweepEvery = 30 * time.Second
+
+// ownsCgroupParent says whether berth, rather than the kubelet, makes the pod's cgroup parent:
+// one that is not there when the pod is created is made by runc for the pod's first task, and
+// nobody else removes it. A parent the kubelet made (it sets the pod's limits on it) stays the
+// kubelet's, as with containerd and CRI-O.
+func (r *Runtime) ownsCgroupParent(parent string) bool {
+	return parent != "" && !r.cgroups.Exists(parent)
+}
+
+// removeCgroup removes a container's or a pod's cgroup (an OCI cgroups path of the node's
+// driver) from every hierarchy. One still busy after cgroupRemoveWait, or that cannot be
+// removed now, is kept in the pending list, which the health loop and the next berthd sweep.
+func (r *Runtime) removeCgroup(ctx context.Context, path string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cgroupRemoveWait)
+	defer cancel()
+	err := r.cgroups.Remove(ctx, path)
+	if err == nil {
 		return
 	}
-	hierarchies, _ := filepath.Glob(filepath.Join(cgroupRoot, "*"))
-	hierarchies = append(hierarchies, cgroupRoot) // cgroup v2: the root itself
-	for _, h := range hierarchies {
-		dir := filepath.Join(h, parent)
-		if err := syscall.Rmdir(dir); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) &&
-			!errors.Is(err, syscall.EBUSY) && !errors.Is(err, syscall.ENOTEMPTY) {
-			r.log.Debug("cannot remove pod cgroup", "cgroup", dir, "error", err)
-		}
+	if aerr := r.pendingCgroups.Add(r.cgroupDriver, path); aerr != nil {
+		r.log.Error("cannot remove a cgroup nor keep it for later", "cgroup", path, "error", errors.Join(err, aerr))
+		return
+	}
+	r.log.Info("cgroup not removable yet; it will be tried again", "cgroup", path, "error", err)
+}
+
+// removePodCgroups removes the cgroup of the pod's infra process (runc leaves it when it is
+// cut off) and the pod's cgroup parent when berth made it, with whatever empty cgroups runc
+// left below it (a container's, when runc create was killed before it saved its state).
+func (r *Runtime) removePodCgroups(ctx context.Context, sb *Sandbox) {
+	parent := sb.Config.GetLinux().GetCgroupParent()
+	r.removeCgroup(ctx, spec.CgroupsPath(parent, sb.ID, r.cgroupDriver))
+	if sb.OwnCgroupParent {
+		r.removeCgroup(ctx, parent)
+	}
+}
+
+// sweepPendingCgroups tries the pending cgroups again.
+func (r *Runtime) sweepPendingCgroups(ctx context.Context) {
+	if r.pendingCgroups.Len() == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, cgroupRemoveWait)
+	defer cancel()
+	left, err := r.pendingCgroups.Sweep(ctx)
+	if left > 0 {
+		r.log.Debug("cgroups still not removable", "cgroups", left, "error", err)
+	} else if err != nil {
+		r.log.Warn("pending cgroups", "error", err)
 	}
 }

@@ -21,11 +21,16 @@ const healthInterval = time.Second
 func (r *Runtime) watchPodHealth(ctx context.Context) {
 	t := time.NewTicker(healthInterval)
 	defer t.Stop()
+	lastSweep := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if time.Since(lastSweep) >= pendingSweepEvery {
+			r.sweepPendingCgroups(ctx)
+			lastSweep = time.Now()
 		}
 		for _, sb := range r.sandboxes.list() {
 			v := sb.view()

@@ -49,7 +49,7 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		return "", err
 	}
 	sb := &Sandbox{ID: id, Config: cfg, CreatedAt: time.Now(), Dir: r.sandboxDir(id), RuntimeHandler: handler, State: SandboxNotReady,
-		OwnShim: r.ownShims}
+		OwnShim: r.ownShims, OwnCgroupParent: r.ownsCgroupParent(cfg.GetLinux().GetCgroupParent())}
 	var undo []func(context.Context) error
 	defer func() {
 		if retErr == nil {
@@ -98,6 +98,7 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	}
 	steps.mark("record")
 	undo = append(undo, func(ctx context.Context) error { return r.deleteRecord(ctx, id) })
+	undo = append(undo, func(ctx context.Context) error { r.removePodCgroups(ctx, sb); return nil })
 
 	var (
 		paths map[namespace.Kind]string

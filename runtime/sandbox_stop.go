@@ -118,7 +118,7 @@ func (r *Runtime) RemovePodSandbox(ctx context.Context, id string) error {
 	}
 	r.releaseShim(ctx, sb, true)
 	sb.closeShimLog()
-	r.removePodCgroup(sb.Config.GetLinux().GetCgroupParent())
+	r.removePodCgroups(ctx, sb)
 	if err := os.RemoveAll(sb.Dir); err != nil {
 		return fmt.Errorf("remove pod sandbox %s files: %w", sb.ID, err)
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-runtime/berth/cgroup"
 )
 
 // CgroupControllers says which cgroup controllers the node can enforce for a container. The
@@ -107,35 +109,9 @@ func (c realCgroups) parentControllers(cgroupsPath string) []string {
 	}
 }
 
-// hostPath turns a cgroups path into a path below the hierarchy's root: as it is with cgroupfs;
-// with systemd "parent.slice:prefix:name" becomes the parent slice's nested directories and
-// the scope "prefix-name.scope".
+// hostPath turns a cgroups path into a path below the hierarchy's root (cgroup.HostPath).
 func (c realCgroups) hostPath(cgroupsPath string) string {
-	if c.driver != "systemd" {
-		return cgroupsPath
-	}
-	parts := strings.SplitN(cgroupsPath, ":", 3)
-	if len(parts) != 3 {
-		return cgroupsPath
-	}
-	return filepath.Join(sliceDir(parts[0]), parts[1]+"-"+parts[2]+".scope")
-}
-
-// sliceDir expands a systemd slice name into its directory: "a-b-c.slice" lives in
-// "a.slice/a-b.slice/a-b-c.slice".
-func sliceDir(slice string) string {
-	name := strings.TrimSuffix(slice, ".slice")
-	if name == "" || name == "-" {
-		return "/"
-	}
-	dir := "/"
-	prefix := ""
-	for _, part := range strings.Split(name, "-") {
-		prefix += part
-		dir = filepath.Join(dir, prefix+".slice")
-		prefix += "-"
-	}
-	return dir
+	return cgroup.HostPath(c.driver, cgroupsPath)
 }
 
 // withCgroupView mounts the container's cgroups at /sys/fs/cgroup, read-only (withSecurity makes

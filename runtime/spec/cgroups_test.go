@@ -136,19 +136,6 @@ func TestRealCgroupsHugetlb(t *testing.T) {
 	}
 }
 
-func TestSliceDir(t *testing.T) {
-	for in, want := range map[string]string{
-		"-.slice":                       "/",
-		"system.slice":                  "/system.slice",
-		"kubepods-burstable-pod1.slice": "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice",
-		"kubepods.slice":                "/kubepods.slice",
-	} {
-		if got := sliceDir(in); got != want {
-			t.Errorf("sliceDir(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // ContainerStatus reports resources as applied: a hugepage limit left out, an oom_score_adj
 // raised to berthd's own, the swap limit the node set, not what was asked.
 func TestAppliedResources(t *testing.T) {
