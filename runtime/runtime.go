@@ -103,9 +103,11 @@ type Runtime struct {
 	// still busy when their container or pod went.
 	cgroups        *cgroup.Remover
 	pendingCgroups *cgroup.Pending
-	shim           ShimConfig
-	ownShims       bool
-	handlers       map[string]string
+	// cgroupParents counts the pods of each cgroup parent and knows those berth made.
+	cgroupParents *cgroup.Parents
+	shim          ShimConfig
+	ownShims      bool
+	handlers      map[string]string
 	// tempMountDir: see Options.
 	tempMountDir string
 	// unprivilegedPorts and unprivilegedICMP: see Options.
@@ -126,12 +128,14 @@ func New(client *containerd.Client, opts Options) *Runtime {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	cgroups := cgroup.NewRemover(opts.CgroupDriver)
 	return &Runtime{client: client, stateDir: opts.StateDir, network: opts.Network, log: opts.Logger,
 		sandboxes: newSandboxStore(), loaded: make(chan struct{}),
 		containers: newContainerStore(), images: opts.Images,
 		settings:    hostSettings(opts),
 		pauseBinary: opts.PauseBinary, cgroupDriver: opts.CgroupDriver,
-		cgroups: cgroup.NewRemover(opts.CgroupDriver), pendingCgroups: cgroup.NewPending(filepath.Join(opts.StateDir, "cgroups-pending")), shim: opts.Shim,
+		cgroups: cgroups, pendingCgroups: cgroup.NewPending(filepath.Join(opts.StateDir, "cgroups-pending")),
+		cgroupParents: cgroup.NewParents(opts.CgroupDriver, filepath.Join(opts.StateDir, "cgroup-parents"), cgroups), shim: opts.Shim,
 		ownShims: opts.OwnShims && opts.Shim.Binary != "", handlers: opts.Handlers, layerRefreshes: make(chan struct{}, 2),
 		unprivilegedPorts: opts.UnprivilegedPorts, unprivilegedICMP: opts.UnprivilegedICMP, tempMountDir: opts.TempMountDir}
 }
@@ -188,6 +192,7 @@ func (r *Runtime) Load(ctx context.Context) error {
 		r.log.Warn("cannot clean the temporary mounts a killed berthd left", "error", err)
 	}
 	r.sweepPendingCgroups(ctx)
+	r.cgroupParents.Reset()
 	for _, c := range records {
 		sb, err := r.loadSandbox(c)
 		if err != nil {
@@ -196,7 +201,9 @@ func (r *Runtime) Load(ctx context.Context) error {
 		}
 		r.readShimLog(sb)
 		r.sandboxes.add(sb)
+		r.cgroupParents.Rejoin(sb.Config.GetLinux().GetCgroupParent())
 	}
+	r.removeOrphanedCgroupParents(ctx)
 	if err := r.loadContainers(ctx); err != nil {
 		return err
 	}

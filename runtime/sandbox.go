@@ -50,14 +50,13 @@ type Sandbox struct {
 	// OwnShim is set when berth starts the pod's shim itself and creates the pod's tasks in it
 	// through containerd's task API endpoint (see ShimConfig). Fixed when the pod is created.
 	OwnShim bool
-	// OwnCgroupParent is set when the pod's cgroup parent was not there when the pod was made:
-	// runc makes it for the pod's first task and RemovePodSandbox removes it. One that was
-	// there (the kubelet's) is left alone. Fixed when the pod is created.
-	OwnCgroupParent bool
 	// shimMu serializes starting the pod's own shim again when it is gone.
 	shimMu sync.Mutex
 	// removed is set once RemovePodSandbox has removed the sandbox.
 	removed bool
+	// cgroupsRemoved is set once the pod's cgroups were removed and the pod left its cgroup
+	// parent's count (removePodCgroups), which must happen once.
+	cgroupsRemoved bool
 	// shimLog is the read end of the log FIFO of a shim berth started for the pod (nil: none).
 	// A shim waits for a reader before it serves, so a restarted berthd reopens it. Guarded by
 	// shimMu once the sandbox is shared.

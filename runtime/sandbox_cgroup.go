@@ -16,14 +16,6 @@ const cgroupRemoveWait = 5 * time.Second
 // pendingSweepEvery is how often the cgroups left to the pending sweep are tried again.
 const pendingSweepEvery = 30 * time.Second
 
-// ownsCgroupParent says whether berth, rather than the kubelet, makes the pod's cgroup parent:
-// one that is not there when the pod is created is made by runc for the pod's first task, and
-// nobody else removes it. A parent the kubelet made (it sets the pod's limits on it) stays the
-// kubelet's, as with containerd and CRI-O.
-func (r *Runtime) ownsCgroupParent(parent string) bool {
-	return parent != "" && !r.cgroups.Exists(parent)
-}
-
 // removeCgroup removes a container's or a pod's cgroup (an OCI cgroups path of the node's
 // driver) from every hierarchy. One still busy after cgroupRemoveWait, or that cannot be
 // removed now, is kept in the pending list, which the health loop and the next berthd sweep.
@@ -42,12 +34,29 @@ func (r *Runtime) removeCgroup(ctx context.Context, path string) {
 }
 
 // removePodCgroups removes the cgroup of the pod's infra process (runc leaves it when it is
-// cut off) and the pod's cgroup parent when berth made it, with whatever empty cgroups runc
-// left below it (a container's, when runc create was killed before it saved its state).
+// cut off) and, when the pod was the last of its cgroup parent and berth made that, the parent
+// with whatever empty cgroups runc left below it (a container's, when runc create was killed
+// before it saved its state). It runs once per pod, as the pod goes.
 func (r *Runtime) removePodCgroups(ctx context.Context, sb *Sandbox) {
+	if sb.cgroupsRemoved {
+		return
+	}
+	sb.cgroupsRemoved = true
 	parent := sb.Config.GetLinux().GetCgroupParent()
 	r.removeCgroup(ctx, spec.CgroupsPath(parent, sb.ID, r.cgroupDriver))
-	if sb.OwnCgroupParent {
+	if r.cgroupParents.Leave(parent) {
+		r.removeCgroup(ctx, parent)
+	}
+}
+
+// removeOrphanedCgroupParents removes the cgroup parents berth made whose last pod went while
+// no berthd was there to see it. Load calls it once every pod is counted.
+func (r *Runtime) removeOrphanedCgroupParents(ctx context.Context) {
+	orphans, err := r.cgroupParents.Orphans()
+	if err != nil {
+		r.log.Warn("cgroup parents berth made", "error", err)
+	}
+	for _, parent := range orphans {
 		r.removeCgroup(ctx, parent)
 	}
 }

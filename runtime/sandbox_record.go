@@ -53,9 +53,6 @@ type sandboxRecord struct {
 	Network        *cni.Attachment `json:"network,omitempty"`
 	InfraPid       uint32          `json:"infraPid,omitempty"`
 	OwnShim        bool            `json:"ownShim,omitempty"`
-	// OwnCgroupParent: the pod's cgroup parent was not there when the pod was made (see
-	// Sandbox.OwnCgroupParent).
-	OwnCgroupParent bool `json:"ownCgroupParent,omitempty"`
 }
 
 // emptySpec stands for the OCI spec of a sandbox without a process; containerd requires one.
@@ -69,7 +66,7 @@ func (sb *Sandbox) extension() (typeurl.Any, error) {
 	b, err := json.Marshal(sandboxRecord{
 		Config: cfg, CreatedAt: sb.CreatedAt, State: sb.State, RuntimeHandler: sb.RuntimeHandler,
 		NetNS: sb.NetNS, IPC: sb.IPC, UTS: sb.UTS, Network: sb.Network, InfraPid: sb.InfraPid,
-		OwnShim: sb.OwnShim, OwnCgroupParent: sb.OwnCgroupParent,
+		OwnShim: sb.OwnShim,
 	})
 	if err != nil {
 		return nil, err
@@ -148,7 +145,7 @@ func (r *Runtime) loadSandbox(c containers.Container) (*Sandbox, error) {
 		ID: c.ID, Config: cfg, CreatedAt: rec.CreatedAt, Dir: r.sandboxDir(c.ID),
 		RuntimeHandler: rec.RuntimeHandler, State: rec.State,
 		NetNS: rec.NetNS, IPC: rec.IPC, UTS: rec.UTS, Network: rec.Network, InfraPid: rec.InfraPid,
-		OwnShim: rec.OwnShim, OwnCgroupParent: rec.OwnCgroupParent, Userns: podUsernsPin(r.sandboxDir(c.ID), cfg),
+		OwnShim: rec.OwnShim, Userns: podUsernsPin(r.sandboxDir(c.ID), cfg),
 	}, nil
 }
 

@@ -49,7 +49,7 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		return "", err
 	}
 	sb := &Sandbox{ID: id, Config: cfg, CreatedAt: time.Now(), Dir: r.sandboxDir(id), RuntimeHandler: handler, State: SandboxNotReady,
-		OwnShim: r.ownShims, OwnCgroupParent: r.ownsCgroupParent(cfg.GetLinux().GetCgroupParent())}
+		OwnShim: r.ownShims}
 	var undo []func(context.Context) error
 	defer func() {
 		if retErr == nil {
@@ -98,6 +98,9 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	}
 	steps.mark("record")
 	undo = append(undo, func(ctx context.Context) error { return r.deleteRecord(ctx, id) })
+	if err := r.cgroupParents.Join(cfg.GetLinux().GetCgroupParent()); err != nil {
+		return "", fmt.Errorf("pod %s cgroup parent: %w", name, err)
+	}
 	undo = append(undo, func(ctx context.Context) error { r.removePodCgroups(ctx, sb); return nil })
 
 	var (

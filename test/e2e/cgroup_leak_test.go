@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -49,11 +50,8 @@ exec %[2]s "$@"
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		for _, d := range cgroupsUnder("berth-e2e") {
-			syscall.Rmdir(d)
-		}
-	})
+	removeCgroupTree("berth-e2e/cutoff") // what a failed run left would make the parent the kubelet's
+	t.Cleanup(func() { removeCgroupTree("berth-e2e/cutoff") })
 	_, hosts := serveImages(t, nil)
 	d := startDaemon(t, "--registry-config-dir", hosts, "--cni-conf-dir", podNetwork(t), "--runtime-handler", "cutoff="+wrapper)
 	mustPull(t, d.Image, busyboxRef)
@@ -97,20 +95,25 @@ exec %[2]s "$@"
 	}
 }
 
+// removeCgroupTree removes the cgroup path and those below it in every hierarchy, deepest first.
+func removeCgroupTree(path string) {
+	for depth := 4; depth >= 0; depth-- {
+		for _, d := range cgroupsUnder(path + strings.Repeat("/*", depth)) {
+			syscall.Rmdir(d)
+		}
+	}
+}
+
 // A pod's cgroup parent that was there before the pod (the kubelet makes it, with the pod's
 // limits) stays when the pod is removed, as with containerd; one that was not goes with the pod.
 func TestPodCgroupParentRemovedOnlyWhenBerthMadeIt(t *testing.T) {
 	_, hosts := serveImages(t, nil)
 	d := startDaemon(t, "--registry-config-dir", hosts, "--cni-conf-dir", podNetwork(t))
 	mustPull(t, d.Image, busyboxRef)
-	t.Cleanup(func() {
-		for _, d := range cgroupsUnder("berth-e2e/*") {
-			syscall.Rmdir(d)
-		}
-		for _, d := range cgroupsUnder("berth-e2e") {
-			syscall.Rmdir(d)
-		}
-	})
+	for _, p := range []string{"berth-e2e/kubelets-pod", "berth-e2e/berths-pod", "berth-e2e/shared"} {
+		removeCgroupTree(p)
+		t.Cleanup(func() { removeCgroupTree(p) })
+	}
 	made := cgroupsUnder("memory")
 	if len(made) == 0 {
 		made = []string{"/sys/fs/cgroup"}
@@ -144,6 +147,29 @@ func TestPodCgroupParentRemovedOnlyWhenBerthMadeIt(t *testing.T) {
 			}
 		case len(left) > 0:
 			t.Errorf("the pod cgroup berth made is left: %v", left)
+		}
+	}
+
+	// Two pods of one parent that berth made: it goes with the last, whichever came first.
+	var pods []*containerEnv
+	for range 2 {
+		cfg := podConfig("shared")
+		cfg.LogDirectory = t.TempDir()
+		cfg.Linux.CgroupParent = "/berth-e2e/shared"
+		e := &containerEnv{d: d, pod: runPod(t, d, cfg), podCfg: cfg, logDir: cfg.LogDirectory}
+		e.run(t, "app", nil)
+		pods = append(pods, e)
+	}
+	for i, e := range pods {
+		if _, err := d.Runtime.RemovePodSandbox(ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: e.pod}); err != nil {
+			t.Fatal(err)
+		}
+		left := cgroupsUnder("berth-e2e/shared")
+		if i == 0 && len(left) == 0 {
+			t.Error("the shared parent went with the first of its two pods")
+		}
+		if i == 1 && len(left) > 0 {
+			t.Errorf("the shared parent berth made is left after its last pod: %v", left)
 		}
 	}
 }
