@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/berth-runtime/berth/cgroup"
 	"github.com/berth-runtime/berth/cni"
 	"github.com/berth-runtime/berth/runtime/namespace"
 )
@@ -160,18 +161,22 @@ func podUsernsPin(dir string, cfg *runtimeapi.PodSandboxConfig) string {
 func (r *Runtime) sandboxDir(id string) string { return filepath.Join(r.stateDir, "pods", id) }
 
 // runtimeInfo is the containerd runtime of a runtime handler: the runc v2 shim, running the
-// handler's OCI runtime executable when it names one (the shim's BinaryName option).
+// handler's OCI runtime executable when it names one (the shim's BinaryName option), and told
+// to make systemd scopes when the node's cgroup driver is systemd (SystemdCgroup, as
+// containerd's CRI sets it from its runtime's options): runc reads a "slice:prefix:name"
+// cgroups path as a directory name otherwise.
 func (r *Runtime) runtimeInfo(handler string) (containers.RuntimeInfo, error) {
-	if handler == "" || handler == DefaultHandler {
-		return containers.RuntimeInfo{Name: runcRuntime}, nil
-	}
-	bin, ok := r.handlers[handler]
-	if !ok {
-		return containers.RuntimeInfo{}, fmt.Errorf("runtime handler %q is not configured: %w", handler, errdefs.ErrInvalidArgument)
+	bin := ""
+	if handler != "" && handler != DefaultHandler {
+		var ok bool
+		if bin, ok = r.handlers[handler]; !ok {
+			return containers.RuntimeInfo{}, fmt.Errorf("runtime handler %q is not configured: %w", handler, errdefs.ErrInvalidArgument)
+		}
 	}
 	info := containers.RuntimeInfo{Name: runcRuntime}
-	if bin != "" {
-		opts, err := typeurl.MarshalAny(&runcoptions.Options{BinaryName: bin})
+	systemd := r.cgroupDriver == cgroup.Systemd
+	if bin != "" || systemd {
+		opts, err := typeurl.MarshalAny(&runcoptions.Options{BinaryName: bin, SystemdCgroup: systemd})
 		if err != nil {
 			return containers.RuntimeInfo{}, err
 		}
