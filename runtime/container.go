@@ -73,6 +73,8 @@ type Container struct {
 	// exited and its state was saved.
 	log    *logs.File
 	exited chan struct{}
+	// oomReported is set when the shim reports that the kernel OOM-killed the task.
+	oomReported atomic.Bool
 	// io is a started container's stdio, for Attach.
 	io *stdio
 	// process is the OCI process the container runs (execs run as it does); running is its

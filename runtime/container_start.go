@@ -6,8 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,7 +15,6 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/runtime/logs"
-	"github.com/berth-runtime/berth/runtime/spec"
 	"github.com/berth-runtime/berth/runtime/testhook"
 )
 
@@ -209,7 +206,7 @@ func (r *Runtime) markFailedStart(ctx context.Context, c *Container, cause error
 func (r *Runtime) monitor(c *Container, task containerd.Task, exitCh <-chan containerd.ExitStatus, copied *sync.WaitGroup) {
 	st, task := r.awaitExit(c, task, exitCh)
 	code, exitedAt, err := st.Result()
-	oom := r.oomKilled(c)
+	oom := r.oomKilled(c, code)
 	drained := make(chan struct{})
 	go func() { copied.Wait(); close(drained) }()
 	select {
@@ -291,31 +288,6 @@ func (r *Runtime) awaitExit(c *Container, task containerd.Task, exitCh <-chan co
 			time.Sleep(delay)
 		}
 	}
-}
-
-// oomKilled reads the kernel's OOM-kill count of the container's memory cgroup (cgroupfs
-// driver), which outlives the process until the task is deleted.
-func (r *Runtime) oomKilled(c *Container) bool {
-	sb, err := r.sandboxes.get(c.SandboxID)
-	if err != nil || r.settings.CgroupDriver != "cgroupfs" {
-		return false
-	}
-	path := spec.CgroupsPath(sb.view().Config.GetLinux().GetCgroupParent(), c.ID, "cgroupfs")
-	file := filepath.Join("/sys/fs/cgroup/memory", path, "memory.oom_control")
-	if r.settings.CgroupV2 {
-		file = filepath.Join("/sys/fs/cgroup", path, "memory.events")
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == "oom_kill" {
-			n, _ := strconv.Atoi(f[1])
-			return n > 0
-		}
-	}
-	return false
 }
 
 // openLog opens a container's log file, which lies inside its pod's log directory.

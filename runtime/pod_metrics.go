@@ -62,7 +62,7 @@ func (r *Runtime) ListPodSandboxMetrics(ctx context.Context) ([]PodMetrics, erro
 				continue
 			}
 			pids = append(pids, cv.State.Pid)
-			path := spec.CgroupsPath(v.Config.GetLinux().GetCgroupParent(), cv.ID, r.settings.CgroupDriver)
+			path := r.cgroupDir(spec.CgroupsPath(v.Config.GetLinux().GetCgroupParent(), cv.ID, r.settings.CgroupDriver))
 			pm.Containers = append(pm.Containers, ContainerMetrics{
 				Container:  cv,
 				Stats:      r.containerStats(ctx, cv),
@@ -83,9 +83,8 @@ func (r *Runtime) ListPodSandboxMetrics(ctx context.Context) ([]PodMetrics, erro
 	return out, nil
 }
 
-// cgroupProcsFile is the cgroup.procs file of the cgroup at path.
+// cgroupProcsFile is the cgroup.procs file of the cgroup at path (Runtime.cgroupDir).
 func (r *Runtime) cgroupProcsFile(path string) string {
-	path = cgroupfsPath(path)
 	if r.settings.CgroupV2 {
 		return filepath.Join("/sys/fs/cgroup", path, "cgroup.procs")
 	}

@@ -153,6 +153,7 @@ func (r *Runtime) LoadInBackground(ctx context.Context) {
 			cancel()
 			if err == nil {
 				close(r.loaded)
+				go r.watchOOMs(ctx)
 				r.watchPodHealth(ctx) // until ctx ends
 				return
 			}

@@ -140,7 +140,7 @@ func (r *Runtime) containerStats(ctx context.Context, v ContainerView) *runtimea
 		return st
 	}
 	now := time.Now()
-	u, err := readCgroup(spec.CgroupsPath(sb.Config.GetLinux().GetCgroupParent(), v.ID, r.settings.CgroupDriver), r.settings.CgroupV2)
+	u, err := readCgroup(r.cgroupDir(spec.CgroupsPath(sb.Config.GetLinux().GetCgroupParent(), v.ID, r.settings.CgroupDriver)), r.settings.CgroupV2)
 	if err != nil {
 		r.log.Debug("no cgroup stats for a running container", "container", v.ID, "error", err)
 		return st
@@ -283,7 +283,7 @@ func (r *Runtime) podStats(ctx context.Context, v SandboxView) *runtimeapi.PodSa
 	// The pod's cgroup holds all its processes (the infra process too); a pod without one of
 	// its own is the sum of its containers.
 	if parent := v.Config.GetLinux().GetCgroupParent(); parent != "" {
-		if u, err := readCgroup(parent, r.settings.CgroupV2); err == nil {
+		if u, err := readCgroup(r.cgroupDir(parent), r.settings.CgroupV2); err == nil {
 			sum = u
 		}
 	}

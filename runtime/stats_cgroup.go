@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-runtime/berth/cgroup"
 )
 
 // cgroupUsage is what berth reads of a cgroup for stats, the same for cgroup v1 and v2.
@@ -63,11 +65,17 @@ var v1Roots = sync.OnceValue(func() map[string]string {
 // readCgroup reads the usage of the cgroup at path (a cgroupfs path, or slice:prefix:name for
 // the systemd driver, as in the OCI spec).
 func readCgroup(path string, v2 bool) (cgroupUsage, error) {
-	path = cgroupfsPath(path)
 	if v2 {
 		return readCgroup2(filepath.Join("/sys/fs/cgroup", path))
 	}
 	return readCgroup1(v1Roots(), path)
+}
+
+// cgroupDir is where the cgroup of an OCI cgroups path (or a pod's cgroup parent) of the node's
+// driver is below each hierarchy's root: a systemd slice or scope is expanded into its
+// directories, as systemd makes them.
+func (r *Runtime) cgroupDir(path string) string {
+	return cgroup.HostPath(r.settings.CgroupDriver, path)
 }
 
 // readCgroup1 reads a cgroup v1 cgroup at path in the hierarchies of roots (controller: mount
@@ -178,31 +186,4 @@ func workingSet(usage, inactiveFile uint64) uint64 {
 		return 0
 	}
 	return usage - inactiveFile
-}
-
-// cgroupfsPath turns a systemd driver path (slice:prefix:name) into the cgroupfs path systemd
-// gives it: the slice expanded into its parents, the unit prefix-name.scope below.
-func cgroupfsPath(path string) string {
-	parts := strings.Split(path, ":")
-	if len(parts) != 3 {
-		return path
-	}
-	slice, prefix, name := parts[0], parts[1], parts[2]
-	return filepath.Join(expandSlice(slice), prefix+"-"+name+".scope")
-}
-
-// expandSlice expands a systemd slice name into its path: a-b-c.slice is
-// /a.slice/a-b.slice/a-b-c.slice.
-func expandSlice(slice string) string {
-	name := strings.TrimSuffix(slice, ".slice")
-	if name == "" || name == "-" {
-		return "/"
-	}
-	path, prefix := "/", ""
-	for _, part := range strings.Split(name, "-") {
-		prefix += part
-		path = filepath.Join(path, prefix+".slice")
-		prefix += "-"
-	}
-	return path
 }

@@ -36,9 +36,9 @@ type BlkioDevice struct {
 // the kubelet runs on).
 const userHZ = 100
 
-// readCgroupDetail reads the detail of the cgroup at path (cgroupfs or systemd form).
+// readCgroupDetail reads the detail of the cgroup at path, below the hierarchies' roots
+// (Runtime.cgroupDir).
 func readCgroupDetail(path string, v2 bool) CgroupDetail {
-	path = cgroupfsPath(path)
 	var d CgroupDetail
 	if v2 {
 		d = readCgroupDetail2(filepath.Join("/sys/fs/cgroup", path))

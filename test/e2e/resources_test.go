@@ -105,3 +105,20 @@ func TestMissingHugetlbIsAnErrorWhenNotTolerated(t *testing.T) {
 		t.Fatalf("CreateContainer = %v, want FailedPrecondition naming hugetlb", err)
 	}
 }
+
+// A container the kernel kills for memory exits OOMKilled, 137, and the shim's OOM event (the
+// path that works under either cgroup driver, v1 or v2) is what said so.
+func TestOOMKilledIsReported(t *testing.T) {
+	e := newContainerEnv(t, "oom")
+	id := e.run(t, "hog", func(c *runtimeapi.ContainerConfig) {
+		c.Command = []string{"sh", "-c", "a=x; while true; do a=$a$a; done"}
+		c.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 32 << 20}
+	})
+	st := e.waitExit(t, id)
+	if st.Reason != "OOMKilled" || st.ExitCode != 137 {
+		t.Fatalf("a container over its memory limit exited %d, %q; want 137, OOMKilled", st.ExitCode, st.Reason)
+	}
+	waitFor(t, "berthd to log the shim's OOM event", func() bool {
+		return strings.Contains(e.d.Logs(), `msg="container OOM-killed" component=runtime container=`+id)
+	})
+}
