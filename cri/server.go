@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -21,9 +23,13 @@ const maxMsgSize = 16 * 1024 * 1024
 
 // Server serves CRI on a unix socket.
 type Server struct {
-	grpc *grpc.Server
-	log  *slog.Logger
+	grpc   *grpc.Server
+	health *health.Server
+	log    *slog.Logger
 }
+
+// The services the health service reports on, besides the server as a whole ("").
+var healthServices = []string{"", "runtime.v1.RuntimeService", "runtime.v1.ImageService"}
 
 // NewServer returns a server for the given services; interceptors log, recover from panics and
 // record metrics for every call.
@@ -36,7 +42,14 @@ func NewServer(rs runtimeapi.RuntimeServiceServer, is runtimeapi.ImageServiceSer
 	)
 	runtimeapi.RegisterRuntimeServiceServer(g, rs)
 	runtimeapi.RegisterImageServiceServer(g, is)
-	return &Server{grpc: g, log: log}
+	// gRPC's standard health service (grpc.health.v1.Health, what grpc-health-probe and
+	// load balancers ask): SERVING while the CRI is served, NOT_SERVING once it is stopping.
+	hs := health.NewServer()
+	for _, svc := range healthServices {
+		hs.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
+	}
+	healthpb.RegisterHealthServer(g, hs)
+	return &Server{grpc: g, health: hs, log: log}
 }
 
 // Listen opens the unix socket at path, readable and writable by root only. A stale socket left
@@ -80,6 +93,7 @@ func (s *Server) Serve(l net.Listener) error {
 // Stop stops accepting calls and waits up to grace for those under way; then it cancels them.
 // The socket file is removed.
 func (s *Server) Stop(grace time.Duration) {
+	s.health.Shutdown() // NOT_SERVING for every service, and it stays so
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()

@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -176,7 +178,7 @@ func (m *Managed) spawn() (<-chan struct{}, error) {
 	cmd := exec.Command(m.Binary, "--config", m.configPath())
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(m.Binary)+":"+os.Getenv("PATH"))
+	cmd.Env = append(childEnv(os.Environ()), "PATH="+filepath.Dir(m.Binary)+":"+os.Getenv("PATH"))
 	if os.Getenv("GOGC") == "" {
 		cmd.Env = append(cmd.Env, "GOGC="+strconv.Itoa(GCPercent))
 	}
@@ -282,4 +284,18 @@ func isZombie(pid int) bool {
 	// The state follows the parenthesised command name, which may itself contain spaces.
 	i := bytes.LastIndexByte(stat, ')')
 	return i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' || stat[i+2] == 'X'
+}
+
+// childEnv is berthd's environment without what systemd gave berthd alone: containerd (which
+// speaks sd_notify too) must not report itself ready, or stopping, as if it were the unit's
+// main process, nor think the unit's watchdog is its own.
+func childEnv(env []string) []string {
+	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		switch name {
+		case "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES":
+			return true
+		}
+		return false
+	})
 }

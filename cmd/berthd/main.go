@@ -23,6 +23,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/berth-runtime/berth/cni"
 	"github.com/berth-runtime/berth/config"
@@ -195,12 +197,23 @@ func run(cfg config.Config, log *slog.Logger) error {
 		defer hs.Close()
 	}
 	log.Info("serving CRI", "socket", cfg.Listen, "containerd", address)
+	// Under systemd: READY once the socket serves, then the watchdog while it answers.
+	self, err := grpc.NewClient("unix://"+cfg.Listen, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		srv.Stop(0)
+		return err
+	}
+	defer self.Close()
+	notifyCtx, stopNotify := context.WithCancel(context.Background())
+	defer stopNotify()
+	notifyReady(notifyCtx, self, log)
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	select {
 	case sig := <-sigs:
 		log.Info("stopping berthd; containerd and containers keep running", "signal", sig.String())
+		notifyStopping()
 		srv.Stop(5 * time.Second)
 		return nil
 	case err := <-errc:
