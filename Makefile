@@ -14,7 +14,7 @@ UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e '/test/e2e' -e '/test/kubelet'
 
 export PATH := $(BERTH_BIN_DIR):$(PATH)
 
-.PHONY: all build deps run test unit e2e kubelet-smoke critest parity soak soak-quick node-e2e bench fuzz lint clean
+.PHONY: all build deps install run test unit e2e kubelet-smoke critest parity soak soak-quick node-e2e bench fuzz lint clean
 
 all: build
 
@@ -24,6 +24,23 @@ build:
 
 deps:
 	bash hack/install-deps.sh
+
+# Install berth on this node: berthd and berth-pause in PREFIX/bin, the systemd unit, and
+# /etc/berth/config.toml (every key at its default, commented) unless one is there already.
+# containerd, its shim and runc come from hack/install-deps.sh (/opt/berth/bin); with DESTDIR
+# (an image being built) they are copied there too. Then: systemctl daemon-reload; systemctl
+# enable --now berth.
+PREFIX           ?= /usr/local
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
+install: build $(if $(DESTDIR),,deps)
+	install -D -m 0755 $(BIN)/berthd $(DESTDIR)$(PREFIX)/bin/berthd
+	install -D -m 0755 $(BIN)/berth-pause $(DESTDIR)$(PREFIX)/bin/berth-pause
+	install -d $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)/etc/berth/certs.d
+	sed 's#/usr/local/bin/berthd#$(PREFIX)/bin/berthd#' contrib/systemd/berth.service > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/berth.service
+	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/berth.service
+	test -e $(DESTDIR)/etc/berth/config.toml || install -m 0644 contrib/config.toml $(DESTDIR)/etc/berth/config.toml
+	$(if $(DESTDIR),install -d $(DESTDIR)$(BERTH_BIN_DIR) && cp -a $(BERTH_BIN_DIR)/containerd $(BERTH_BIN_DIR)/containerd-shim-runc-v2 $(BERTH_BIN_DIR)/runc $(BERTH_BIN_DIR)/ctr $(BERTH_BIN_DIR)/crictl $(DESTDIR)$(BERTH_BIN_DIR)/,true)
+	@echo "installed; now: systemctl daemon-reload && systemctl enable --now berth"
 
 # Serve CRI on /run/berth/berth.sock with the embedded defaults (a managed containerd).
 run: deps build
