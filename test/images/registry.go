@@ -96,7 +96,11 @@ func (r *Registry) Push(ctx context.Context, catalog map[string]v1.Image) error 
 // WriteHostsDir writes, for each upstream, a containerd-style hosts.toml in dir that sends pulls
 // of that upstream to this registry over plain HTTP. berthd's --registry-config-dir (and
 // containerd's config_path) read it.
-func (r *Registry) WriteHostsDir(dir string) error {
+func (r *Registry) WriteHostsDir(dir string) error { return r.WriteHostsDirAt(dir, r.Addr) }
+
+// WriteHostsDirAt is WriteHostsDir for a runtime that reaches the registry at addr (host:port)
+// rather than at its own loopback address: a guest behind qemu's user network, say.
+func (r *Registry) WriteHostsDirAt(dir, addr string) error {
 	for _, up := range Upstreams {
 		d := filepath.Join(dir, up)
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -106,7 +110,7 @@ func (r *Registry) WriteHostsDir(dir string) error {
 		if up == "docker.io" {
 			server = "https://registry-1.docker.io"
 		}
-		content := fmt.Sprintf("server = %q\n\n[host.\"http://%s/v2/%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n  override_path = true\n", server, r.Addr, up)
+		content := fmt.Sprintf("server = %q\n\n[host.\"http://%s/v2/%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n  override_path = true\n", server, addr, up)
 		if err := os.WriteFile(filepath.Join(d, "hosts.toml"), []byte(content), 0o644); err != nil {
 			return err
 		}
