@@ -14,13 +14,17 @@ import (
 )
 
 // CgroupsPath is where a container's (or infra process's) cgroup goes under its pod's parent:
-// "<parent>/<id>" with cgroupfs, "<slice>:berth:<id>" with systemd.
+// "<parent>/<id>" with cgroupfs, "<slice>:berth:<id>" with systemd, where the slice is the last
+// element of the parent: the kubelet sends its pod slice's full path
+// ("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid>.slice") and runc's
+// systemd driver takes a slice name, whose place systemd derives from the name itself.
 func CgroupsPath(parent, id, driver string) string {
 	if driver == "systemd" {
-		if parent == "" {
-			parent = "system.slice"
+		slice := filepath.Base(parent)
+		if parent == "" || slice == "/" || slice == "." {
+			slice = "system.slice"
 		}
-		return parent + ":berth:" + id
+		return slice + ":berth:" + id
 	}
 	if parent == "" {
 		parent = "/berth"

@@ -489,8 +489,16 @@ func TestResourcesAndCgroups(t *testing.T) {
 	if r.Spec.Linux.CgroupsPath != "/kubepods/pod1/c1" {
 		t.Errorf("cgroupfs cgroups path = %q", r.Spec.Linux.CgroupsPath)
 	}
-	if got := CgroupsPath("kubepods-pod1.slice", "c1", "systemd"); got != "kubepods-pod1.slice:berth:c1" {
-		t.Errorf("systemd cgroups path = %q", got)
+	for parent, want := range map[string]string{
+		"kubepods-pod1.slice": "kubepods-pod1.slice:berth:c1",
+		// What the kubelet sends with the systemd driver: the pod slice's full path. runc
+		// takes only a slice name ("invalid slice name", found by make vm-test).
+		"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice": "kubepods-burstable-pod1.slice:berth:c1",
+		"": "system.slice:berth:c1",
+	} {
+		if got := CgroupsPath(parent, "c1", "systemd"); got != want {
+			t.Errorf("systemd cgroups path under %q = %q, want %q", parent, got, want)
+		}
 	}
 	if _, err := generate(t, func(in *Input) {
 		in.Config.Linux.Resources = &runtimeapi.LinuxContainerResources{Unified: map[string]string{"memory.max": "1"}}
