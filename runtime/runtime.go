@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -33,6 +35,8 @@ const readyTimeout = 2 * time.Second
 
 // Options configure a Runtime.
 type Options struct {
+	// BootID is the node's boot id; empty: read from /proc/sys/kernel/random/boot_id.
+	BootID string
 	// StateDir is berth's state directory; pods keep their files and pinned namespaces in
 	// StateDir/pods/<id>.
 	StateDir string
@@ -99,6 +103,8 @@ type Runtime struct {
 
 	pauseBinary  string
 	cgroupDriver string
+	// bootID is the node's boot id (/proc/sys/kernel/random/boot_id).
+	bootID string
 	// cgroups removes the cgroups berth and runc make; pendingCgroups keeps those that were
 	// still busy when their container or pod went.
 	cgroups        *cgroup.Remover
@@ -129,11 +135,16 @@ func New(client *containerd.Client, opts Options) *Runtime {
 		opts.Logger = slog.Default()
 	}
 	cgroups := cgroup.NewRemover(opts.CgroupDriver)
+	bootID := opts.BootID
+	if bootID == "" {
+		b, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+		bootID = strings.TrimSpace(string(b))
+	}
 	return &Runtime{client: client, stateDir: opts.StateDir, network: opts.Network, log: opts.Logger,
 		sandboxes: newSandboxStore(), loaded: make(chan struct{}),
 		containers: newContainerStore(), images: opts.Images,
 		settings:    hostSettings(opts),
-		pauseBinary: opts.PauseBinary, cgroupDriver: opts.CgroupDriver,
+		pauseBinary: opts.PauseBinary, cgroupDriver: opts.CgroupDriver, bootID: bootID,
 		cgroups: cgroups, pendingCgroups: cgroup.NewPending(filepath.Join(opts.StateDir, "cgroups-pending")),
 		cgroupParents: cgroup.NewParents(opts.CgroupDriver, filepath.Join(opts.StateDir, "cgroup-parents"), cgroups), shim: opts.Shim,
 		ownShims: opts.OwnShims && opts.Shim.Binary != "", handlers: opts.Handlers, layerRefreshes: make(chan struct{}, 2),
@@ -199,6 +210,12 @@ func (r *Runtime) Load(ctx context.Context) error {
 		if err != nil {
 			r.log.Error("cannot load pod sandbox record; leaving it alone", "sandbox", c.ID, "error", err)
 			continue
+		}
+		if sb.rebooted {
+			r.log.Info("pod sandbox from before the node's reboot; reporting it NOTREADY", "sandbox", sb.ID)
+			if err := r.saveRecord(ctx, sb); err != nil {
+				r.log.Warn("cannot save a pod's NOTREADY state", "sandbox", sb.ID, "error", err)
+			}
 		}
 		r.readShimLog(sb)
 		r.sandboxes.add(sb)

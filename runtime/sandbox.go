@@ -47,6 +47,10 @@ type Sandbox struct {
 	Network *cni.Attachment
 	// InfraPid is the pid of the infra process of a pod that shares its PID namespace.
 	InfraPid uint32
+	// BootID is the node's boot id when the pod was made; rebooted is set when the pod was
+	// loaded from the record of an earlier boot.
+	BootID   string
+	rebooted bool
 	// OwnShim is set when berth starts the pod's shim itself and creates the pod's tasks in it
 	// through containerd's task API endpoint (see ShimConfig). Fixed when the pod is created.
 	OwnShim bool

@@ -54,6 +54,9 @@ type sandboxRecord struct {
 	Network        *cni.Attachment `json:"network,omitempty"`
 	InfraPid       uint32          `json:"infraPid,omitempty"`
 	OwnShim        bool            `json:"ownShim,omitempty"`
+	// BootID is the node's boot id when the pod was made: a record from an earlier boot is of
+	// a pod whose namespaces, files, infra process and tasks the reboot took.
+	BootID string `json:"bootID,omitempty"`
 }
 
 // emptySpec stands for the OCI spec of a sandbox without a process; containerd requires one.
@@ -67,7 +70,7 @@ func (sb *Sandbox) extension() (typeurl.Any, error) {
 	b, err := json.Marshal(sandboxRecord{
 		Config: cfg, CreatedAt: sb.CreatedAt, State: sb.State, RuntimeHandler: sb.RuntimeHandler,
 		NetNS: sb.NetNS, IPC: sb.IPC, UTS: sb.UTS, Network: sb.Network, InfraPid: sb.InfraPid,
-		OwnShim: sb.OwnShim,
+		OwnShim: sb.OwnShim, BootID: sb.BootID,
 	})
 	if err != nil {
 		return nil, err
@@ -142,12 +145,18 @@ func (r *Runtime) loadSandbox(c containers.Container) (*Sandbox, error) {
 	if err := proto.Unmarshal(rec.Config, cfg); err != nil {
 		return nil, fmt.Errorf("pod sandbox record %s config: %w", c.ID, err)
 	}
-	return &Sandbox{
+	sb := &Sandbox{
 		ID: c.ID, Config: cfg, CreatedAt: rec.CreatedAt, Dir: r.sandboxDir(c.ID),
 		RuntimeHandler: rec.RuntimeHandler, State: rec.State,
 		NetNS: rec.NetNS, IPC: rec.IPC, UTS: rec.UTS, Network: rec.Network, InfraPid: rec.InfraPid,
-		OwnShim: rec.OwnShim, Userns: podUsernsPin(r.sandboxDir(c.ID), cfg),
-	}, nil
+		OwnShim: rec.OwnShim, Userns: podUsernsPin(r.sandboxDir(c.ID), cfg), BootID: rec.BootID,
+	}
+	if rec.BootID != "" && r.bootID != "" && rec.BootID != r.bootID {
+		// The node rebooted since: the pod can never run a container again, and its infra
+		// process's pid may be another process's now, never to be joined.
+		sb.State, sb.InfraPid, sb.rebooted = SandboxNotReady, 0, true
+	}
+	return sb, nil
 }
 
 // podUsernsPin is where a pod with a user namespace of its own has it pinned; "" for other pods.

@@ -49,7 +49,7 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		return "", err
 	}
 	sb := &Sandbox{ID: id, Config: cfg, CreatedAt: time.Now(), Dir: r.sandboxDir(id), RuntimeHandler: handler, State: SandboxNotReady,
-		OwnShim: r.ownShims}
+		OwnShim: r.ownShims, BootID: r.bootID}
 	var undo []func(context.Context) error
 	defer func() {
 		if retErr == nil {
