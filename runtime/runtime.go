@@ -46,6 +46,10 @@ type Options struct {
 	Logger *slog.Logger
 	// PauseBinary is berth-pause, the infra process of pods that share a PID namespace.
 	PauseBinary string
+	// PauseRootfsDir is where the infra process's root file system (berth-pause alone) is made:
+	// under berth's root, not its state, for /run is noexec on many nodes (Debian's initramfs
+	// mounts it so) and the infra process is executed from there. Empty: StateDir/pause-rootfs.
+	PauseRootfsDir string
 	// CgroupDriver is "cgroupfs" or "systemd".
 	CgroupDriver string
 	// Images finds the images containers are made from.
@@ -101,8 +105,9 @@ type Runtime struct {
 	images     Images
 	settings   spec.Settings
 
-	pauseBinary  string
-	cgroupDriver string
+	pauseBinary    string
+	pauseRootfsDir string
+	cgroupDriver   string
 	// bootID is the node's boot id (/proc/sys/kernel/random/boot_id).
 	bootID string
 	// cgroups removes the cgroups berth and runc make; pendingCgroups keeps those that were
@@ -144,7 +149,7 @@ func New(client *containerd.Client, opts Options) *Runtime {
 		sandboxes: newSandboxStore(), loaded: make(chan struct{}),
 		containers: newContainerStore(), images: opts.Images,
 		settings:    hostSettings(opts),
-		pauseBinary: opts.PauseBinary, cgroupDriver: opts.CgroupDriver, bootID: bootID,
+		pauseBinary: opts.PauseBinary, pauseRootfsDir: opts.PauseRootfsDir, cgroupDriver: opts.CgroupDriver, bootID: bootID,
 		cgroups: cgroups, pendingCgroups: cgroup.NewPending(filepath.Join(opts.StateDir, "cgroups-pending")),
 		cgroupParents: cgroup.NewParents(opts.CgroupDriver, filepath.Join(opts.StateDir, "cgroup-parents"), cgroups), shim: opts.Shim,
 		ownShims: opts.OwnShims && opts.Shim.Binary != "", handlers: opts.Handlers, layerRefreshes: make(chan struct{}, 2),

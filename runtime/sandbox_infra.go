@@ -36,7 +36,10 @@ func sharesPID(cfg *runtimeapi.PodSandboxConfig) bool {
 // pauseRootfs makes (once) the read-only root of infra processes: berth-pause as /pause and the
 // mount points runc needs.
 func (r *Runtime) pauseRootfs() (string, error) {
-	dir := filepath.Join(r.stateDir, "pause-rootfs")
+	dir := r.pauseRootfsDir
+	if dir == "" {
+		dir = filepath.Join(r.stateDir, "pause-rootfs")
+	}
 	want, err := os.ReadFile(r.pauseBinary)
 	if err != nil {
 		return "", fmt.Errorf("read berth-pause (%s): %w", r.pauseBinary, err)

@@ -127,6 +127,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 		Logger:   log.With("component", "runtime"),
 
 		PauseBinary:        pauseBinary(),
+		PauseRootfsDir:     filepath.Join(cfg.Root, "pause-rootfs"),
 		Images:             images,
 		SeccompProfileRoot: filepath.Join(cfg.Root, "seccomp"),
 		CgroupDriver:       runtime.CgroupDriver(cfg.CgroupDriver),
