@@ -39,8 +39,8 @@ debootstrap --variant=minbase --include="$PACKAGES" "$VM_DEBIAN_SUITE" "$root" "
 	{ tail -20 "$work/debootstrap.log" >&2; exit 1; }
 
 # The guest: root on /dev/vda, the run's files on a 9p share, DHCP from qemu's user network,
-# a root login on the serial console for a look by hand, and the run's script as a unit that
-# powers the guest off when it is done.
+# a root login on the serial console for a look by hand, and the run's script as a unit, run
+# at every boot, that powers the guest off (or reboots it) when it is done.
 echo berth-vm >"$root/etc/hostname"
 cat >"$root/etc/fstab" <<'EOF'
 /dev/vda / ext4 rw,relatime 0 1
@@ -71,7 +71,9 @@ ExecStart=/bin/bash /mnt/share/run.sh
 StandardOutput=journal+console
 StandardError=journal+console
 TimeoutStartSec=infinity
-ExecStopPost=/bin/systemctl --no-block poweroff
+# run.sh powers the guest off, or reboots it for a test that needs a reboot (it says so in
+# /run/vm-test-power); a run.sh that ends without doing either still powers the guest off.
+ExecStopPost=/bin/sh -c 'test -e /run/vm-test-power || systemctl --no-block poweroff'
 
 [Install]
 WantedBy=multi-user.target

@@ -10,7 +10,8 @@
 // kept in bin/vm-run/.
 //
 // Environment: VM_DIR (the cached guest, default /var/cache/berth/vm), VM_TIMEOUT (default 45m),
-// VM_FOCUS (a -test.run pattern for the guest tests).
+// VM_FOCUS (a -test.run pattern for the guest tests: a slice, scored against the expected
+// passes it matches; no reboot unless it takes TestRebootPrepare).
 package main
 
 import (
@@ -72,6 +73,14 @@ func run() (int, error) {
 	if out, err := exec.Command("cp", "-a", "/opt/cni/bin/.", cniDir+"/").CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("copy CNI plugins: %v\n%s", err, out)
 	}
+	// The kubelet of the guest tests, as the kubelet smoke's.
+	kubeDir := filepath.Join(share, "root", "opt", "berth", "kube")
+	if err := os.MkdirAll(kubeDir, 0o755); err != nil {
+		return 0, err
+	}
+	if out, err := exec.Command("cp", filepath.Join(daemon.KubeBinDir(), "kubelet"), kubeDir+"/").CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("copy the kubelet: %v\n%s", err, out)
+	}
 	netDir := filepath.Join(share, "root", "etc", "cni", "net.d")
 	if err := os.MkdirAll(netDir, 0o755); err != nil {
 		return 0, err
@@ -98,7 +107,19 @@ func run() (int, error) {
 		return 0, err
 	}
 	focus := os.Getenv("VM_FOCUS")
-	if err := os.WriteFile(filepath.Join(share, "run.sh"), []byte(guestScript(focus)), 0o755); err != nil {
+	critestSkips, err = ratchet.ReadSkips(filepath.Join(moduleDir, "test", "conformance", "skip.txt"))
+	if err != nil {
+		return 0, err
+	}
+	var skipRE []string
+	for _, s := range critestSkips {
+		skipRE = append(skipRE, regexp.QuoteMeta(s.Spec))
+	}
+	if out, err := exec.Command("cp", "/opt/berth/bin/critest", filepath.Join(share, "root", "opt", "berth", "bin")+"/").CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("copy critest: %v\n%s", err, out)
+	}
+	script := guestScript(focus, strings.ReplaceAll(strings.Join(skipRE, "|"), "'", `'\''`))
+	if err := os.WriteFile(filepath.Join(share, "run.sh"), []byte(script), 0o755); err != nil {
 		return 0, err
 	}
 
@@ -115,7 +136,7 @@ func run() (int, error) {
 	defer cancel()
 	q := exec.CommandContext(qctx, "qemu-system-x86_64",
 		"-accel", "tcg,thread=multi,tb-size=256", "-cpu", "max", "-smp", "2", "-m", "2048",
-		"-display", "none", "-monitor", "none", "-serial", "file:"+console, "-no-reboot",
+		"-display", "none", "-monitor", "none", "-serial", "file:"+console,
 		"-kernel", filepath.Join(vmDir, "vmlinuz"), "-initrd", filepath.Join(vmDir, "initrd.img"),
 		"-append", "root=/dev/vda rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 net.ifnames=0",
 		"-drive", "file="+disk+",format=qcow2,if=virtio",
@@ -134,12 +155,30 @@ func run() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%w (console: %s)", err, console)
 	}
+	for _, log := range []string{"guest-reboot-prepare.log", "guest-after-reboot.log"} {
+		if _, err := os.Stat(filepath.Join(results, log)); err != nil {
+			continue
+		}
+		p, f, s, err := score(filepath.Join(results, log))
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w (console: %s)", log, err, console)
+		}
+		passed, failed, skipped = append(passed, p...), append(failed, f...), append(skipped, s...)
+	}
+	sort.Strings(passed)
 	code := 0
 	expected, err := ratchet.ReadExpected(filepath.Join(moduleDir, "test", "vm", "expected-pass.txt"))
 	if err != nil {
 		return 0, err
 	}
+	focusRE, err := regexp.Compile(focus)
+	if err != nil {
+		return 0, fmt.Errorf("VM_FOCUS: %w", err)
+	}
 	for name := range expected {
+		if focus != "" && !focusRE.MatchString(name) {
+			continue // not in this slice
+		}
 		if !contains(passed, name) {
 			fmt.Printf("vm-test: expected to pass, did not: %s\n", name)
 			code = 1
@@ -156,37 +195,89 @@ func run() (int, error) {
 	if len(failed) > 0 {
 		code = 1
 	}
+	if focus == "" {
+		// critest in the guest, scored against the host's ratchet; what the time bound left
+		// out is not counted against it (a focused score), and said.
+		results, err := ratchet.ReadReport(filepath.Join(results, "critest.xml"))
+		if err != nil {
+			fmt.Printf("vm-test: no critest report: %v\n", err)
+			code = 1
+		} else {
+			expected, err := ratchet.ReadExpected(filepath.Join(moduleDir, "test", "conformance", "expected-pass.txt"))
+			if err != nil {
+				return 0, err
+			}
+			if ratchet.Score(os.Stdout, "vm-test critest", results, expected, critestSkips, true) != 0 {
+				code = 1
+			}
+			fmt.Printf("vm-test critest: %d of the %d expected passes ran within %s\n", ranExpected(results, expected), len(expected), critestTimeout)
+		}
+	}
 	fmt.Printf("vm-test: guest run in %s; output in %s\n", elapsed, results)
 	fmt.Printf("vm-test: %d passed, %d failed, %d skipped\n", len(passed), len(failed), len(skipped))
 	return code, nil
 }
 
-// guestScript is run.sh: it puts berth on the guest as `make install` laid it out, starts
-// berth.service, runs the guest tests and keeps what they and berthd logged. The unit that runs
-// it powers the guest off afterwards.
-func guestScript(focus string) string {
-	run := ""
-	if focus != "" {
-		run = fmt.Sprintf(" -test.run '%s'", focus)
+// guestScript is run.sh, which the guest runs at every boot. In the first boot it puts berth on
+// the guest as `make install` laid it out, starts berth.service, runs the guest tests, critest
+// (bounded by critestTimeout) and TestRebootPrepare, and keeps what they and berthd logged;
+// when TestRebootPrepare passed, it reboots the guest, and in the second boot (berth and the
+// kubelet started by systemd, as on any node) it runs TestRebootRecreates. Then it powers the
+// guest off. A focused run (VM_FOCUS) runs the guest tests it names only.
+func guestScript(focus, critestSkip string) string {
+	full := "0"
+	if focus == "" {
+		focus, full = "^Test[^R]", "1" // all but the reboot's two, which run in their places
 	}
 	return `#!/bin/bash
 S=/mnt/share
 R=$S/results
-exec >$R/run.log 2>&1
+phase=before-reboot
+[ -e /var/lib/vm-test/rebooted ] && phase=after-reboot
+exec >>$R/run-$phase.log 2>&1
 set -x
-cp -a $S/root/. /
-systemctl daemon-reload
-time systemctl start berth
-systemctl show berth -p Type -p ActiveState -p MainPID -p WatchdogUSec -p Delegate -p KillMode >$R/berth-unit.txt
-stat -f -c %T /sys/fs/cgroup >$R/cgroupfs.txt
-BERTH_VM_GUEST=1 PATH=/opt/berth/bin:$PATH $S/vm.test -test.v -test.timeout 40m` + run + ` >$R/guest.log 2>&1
-echo $? >$R/rc
-journalctl -u berth --no-pager >$R/berthd.log
-cp /run/berth/containerd/containerd.log $R/ 2>/dev/null
-systemd-cgls --no-pager >$R/cgls.txt 2>&1
+export BERTH_VM_GUEST=1 BERTH_VM_PHASE=$phase PATH=/opt/berth/bin:$PATH
+if [ $phase = before-reboot ]; then
+	cp -a $S/root/. /
+	systemctl daemon-reload
+	time systemctl start berth
+	systemctl show berth -p Type -p ActiveState -p MainPID -p WatchdogUSec -p Delegate -p KillMode >$R/berth-unit.txt
+	stat -f -c %T /sys/fs/cgroup >$R/cgroupfs.txt
+	$S/vm.test -test.v -test.timeout 40m -test.run '` + focus + `' >$R/guest.log 2>&1
+	if [ ` + full + ` = 1 ]; then
+		date >$R/critest.start
+		critest --runtime-endpoint unix:///run/berth/berth.sock --image-endpoint unix:///run/berth/berth.sock \
+			-ginkgo.junit-report=$R/critest.xml -ginkgo.no-color -ginkgo.timeout=` + critestTimeout.String() + ` \
+			-ginkgo.skip='` + critestSkip + `' >$R/critest.log 2>&1
+		date >$R/critest.end
+		$S/vm.test -test.v -test.timeout 20m -test.run '^TestRebootPrepare$' >$R/guest-reboot-prepare.log 2>&1
+	fi
+	journalctl -u berth --no-pager >$R/berthd.log
+	cp /run/berth/containerd/containerd.log $R/ 2>/dev/null
+	systemd-cgls --no-pager >$R/cgls.txt 2>&1
+	if grep -q '^--- PASS: TestRebootPrepare' $R/guest-reboot-prepare.log 2>/dev/null; then
+		mkdir -p /var/lib/vm-test && touch /var/lib/vm-test/rebooted
+		sync
+		touch /run/vm-test-power
+		systemctl --no-block reboot
+		exit 0
+	fi
+else
+	for i in $(seq 300); do systemctl is-active -q berth && break; sleep 1; done
+	systemctl status berth kubelet --no-pager >$R/units-after-reboot.txt 2>&1
+	$S/vm.test -test.v -test.timeout 20m -test.run '^TestRebootRecreates$' >$R/guest-after-reboot.log 2>&1
+	journalctl -u berth -b --no-pager >$R/berthd-after-reboot.log
+	journalctl -u kubelet -b --no-pager >$R/kubelet-after-reboot.log
+fi
 sync
+touch /run/vm-test-power
+systemctl --no-block poweroff
 `
 }
+
+// critestTimeout bounds critest in the guest (TCG makes every process start 30-40 times
+// slower than on the host): what it has not run by then is reported as left out.
+const critestTimeout = 15 * time.Minute
 
 var resultLine = regexp.MustCompile(`^--- (PASS|FAIL|SKIP): (\S+)`)
 
@@ -218,6 +309,20 @@ func score(path string) (passed, failed, skipped []string, err error) {
 	}
 	sort.Strings(passed)
 	return passed, failed, skipped, sc.Err()
+}
+
+// critestSkips are the specs test/conformance skips on purpose, skipped in the guest too.
+var critestSkips []ratchet.Skip
+
+// ranExpected counts the expected passes that ran (passed or not).
+func ranExpected(results []ratchet.Result, expected map[string]bool) int {
+	n := 0
+	for _, r := range results {
+		if expected[r.Name] && r.Outcome != ratchet.Skipped {
+			n++
+		}
+	}
+	return n
 }
 
 func contains(list []string, s string) bool {

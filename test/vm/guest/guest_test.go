@@ -95,7 +95,9 @@ func runPod(t *testing.T, qos string) *pod {
 		t.Fatalf("RunPodSandbox: %v", err)
 	}
 	p := &pod{id: resp.PodSandboxId, slice: slice, cfg: cfg}
-	t.Cleanup(func() { rt.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.id}) })
+	t.Cleanup(func() {
+		rt.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.id})
+	})
 	return p
 }
 
