@@ -73,8 +73,9 @@ type Container struct {
 	// exited and its state was saved.
 	log    *logs.File
 	exited chan struct{}
-	// oomReported is set when the shim reports that the kernel OOM-killed the task.
-	oomReported atomic.Bool
+	// oomReported is set when the shim reports that the kernel OOM-killed the task;
+	// killedByBerth when berth sent it SIGKILL (a stop past its grace, a removal).
+	oomReported, killedByBerth atomic.Bool
 	// io is a started container's stdio, for Attach.
 	io *stdio
 	// process is the OCI process the container runs (execs run as it does); running is its

@@ -54,14 +54,17 @@ func (r *Runtime) watchOOMs(ctx context.Context) {
 	}
 }
 
-// oomKilledWait bounds how long an exit that looks like a kill (SIGKILL's 137) waits for the OOM
-// event that may trail it: the shim reports the exit and the OOM on separate paths.
-const oomKilledWait = 200 * time.Millisecond
+// oomKilledWait bounds how long an exit that looks like a kill (SIGKILL's 137) that berth did not
+// send waits for the OOM event that may trail it: the shim reports the exit and the OOM on
+// separate paths, and with the systemd driver the scope, with the memory cgroup's oom_kill
+// count, is gone as soon as its last process is (found by make vm-test: a slow node saw an OOM
+// kill reported as Error).
+const oomKilledWait = 2 * time.Second
 
 // oomKilled says whether the kernel OOM-killed the container: the shim said so, or the OOM-kill
 // count of its memory cgroup (which outlives the process until the task is deleted) is above 0.
 func (r *Runtime) oomKilled(c *Container, code uint32) bool {
-	if code == 137 {
+	if code == 137 && !c.killedByBerth.Load() {
 		for deadline := time.Now().Add(oomKilledWait); !c.oomReported.Load() && time.Now().Before(deadline); {
 			time.Sleep(10 * time.Millisecond)
 		}

@@ -63,6 +63,7 @@ func (r *Runtime) stopContainer(ctx context.Context, c *Container, grace time.Du
 			return fmt.Errorf("stop container %s: %w", c.ID, ctx.Err())
 		}
 	}
+	c.killedByBerth.Store(true) // its 137 is berth's SIGKILL, no OOM kill to wait for
 	if err := task.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("kill container %s: %w", c.ID, err)
 	}
