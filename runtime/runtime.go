@@ -131,6 +131,8 @@ type Runtime struct {
 	loaded chan struct{}
 	// userns says whether pods can have user namespaces of their own.
 	userns usernsState
+	// oomLog, when set, replaces the kernel's log as the witness of OOM kills (tests).
+	oomLog func(leaf string) (bool, error)
 }
 
 // New returns a Runtime over client, whose default namespace must be Namespace. Load must be
