@@ -46,6 +46,21 @@ type Image struct {
 	records []string
 }
 
+// Record names a containerd image record of img: its id record when it has one (a pull through
+// berth makes it), else the first of its others (an image imported with ctr, as `kind load`
+// does, has only its tags).
+func (img *Image) Record() string {
+	for _, r := range img.records {
+		if r == img.ID.String() {
+			return r
+		}
+	}
+	if len(img.records) > 0 {
+		return img.records[0]
+	}
+	return img.ID.String()
+}
+
 // Service pulls, lists, describes and removes images in berth's containerd namespace. It is safe
 // for concurrent use.
 type Service struct {
@@ -135,7 +150,7 @@ func (s *Service) Get(ctx context.Context, ref string) (*Image, error) {
 }
 
 // Lookup is Get for a container: the image ref names, from the one record it names, without
-// the image's other names (RepoTags and RepoDigests are left empty), so that creating a
+// the image's other names (RepoTags and RepoDigests are left empty; Record is the one record), so that creating a
 // container does not list every image of the node. A ref with no record of its own (a short
 // or unusual id, a record whose content is gone) takes Get's way.
 func (s *Service) Lookup(ctx context.Context, ref string) (*Image, error) {
@@ -157,7 +172,7 @@ func (s *Service) Lookup(ctx context.Context, ref string) (*Image, error) {
 	if err != nil {
 		return s.Get(ctx, ref)
 	}
-	return &Image{ID: f.configDigest, Size: f.size, Config: f.config, Pinned: rec.Labels[pinnedLabel] == "pinned"}, nil
+	return &Image{ID: f.configDigest, Size: f.size, Config: f.config, Pinned: rec.Labels[pinnedLabel] == "pinned", records: []string{rec.Name}}, nil
 }
 
 // all groups containerd's image records by the config they lead to.

@@ -232,7 +232,7 @@ func (r *Runtime) snapshotOfImage(ctx context.Context, create func(context.Conte
 
 // unpack unpacks img into the snapshotter.
 func (r *Runtime) unpack(ctx context.Context, img *image.Image) error {
-	cimg, err := r.client.GetImage(ctx, img.ID.String())
+	cimg, err := r.client.GetImage(ctx, img.Record())
 	if err != nil {
 		return fmt.Errorf("image %s: %w", img.ID, err)
 	}
