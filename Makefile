@@ -4,7 +4,7 @@ include hack/versions.env
 
 GO       ?= go
 BIN      := $(CURDIR)/bin
-VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
+VERSION  := $(shell bash hack/version.sh)
 LDFLAGS  := -s -w -X github.com/berth-runtime/berth/version.Version=$(VERSION)
 # grpcnotrace: gRPC's request tracing (golang.org/x/net/trace, html/template) is never enabled in
 # berthd; containerd's own release builds leave it out the same way.
