@@ -33,6 +33,36 @@ func TestScore(t *testing.T) {
 	}
 }
 
+// A spec that ginkgo's suite timeout cut off did not run to its end: skipped, not failed (found
+// by make vm-test, whose critest is time-bound); a spec's own timeout is a failure.
+func TestReadReportOutcomes(t *testing.T) {
+	report := `<testsuites><testsuite>
+<testcase name="[BeforeSuite]" status="passed"></testcase>
+<testcase name="[It] passes" status="passed"></testcase>
+<testcase name="[It] fails" status="failed"><failure message="boom" type="failed">x</failure></testcase>
+<testcase name="[It] is skipped" status="skipped"><skipped message="skipped"></skipped></testcase>
+<testcase name="[It] is cut off" status="timedout"><failure message="A suite timeout occurred" type="timedout">x</failure></testcase>
+<testcase name="[It] times out itself" status="timedout"><failure message="A spec timeout occurred" type="timedout">x</failure></testcase>
+</testsuite></testsuites>`
+	p := t.TempDir() + "/report.xml"
+	if err := writeString(p, report); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadReport(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Result{{"passes", Passed}, {"fails", Failed}, {"is skipped", Skipped}, {"is cut off", Skipped}, {"times out itself", Failed}}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("spec %d: got %v, want %v", i, got[i], want[i])
+		}
+	}
+}
+
 func TestReadSkipsNeedsAReason(t *testing.T) {
 	dir := t.TempDir()
 	write := func(content string) string {

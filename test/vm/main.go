@@ -277,7 +277,7 @@ systemctl --no-block poweroff
 
 // critestTimeout bounds critest in the guest (TCG makes every process start 30-40 times
 // slower than on the host): what it has not run by then is reported as left out.
-const critestTimeout = 15 * time.Minute
+const critestTimeout = 25 * time.Minute
 
 var resultLine = regexp.MustCompile(`^--- (PASS|FAIL|SKIP): (\S+)`)
 
