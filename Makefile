@@ -14,7 +14,7 @@ UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e '/test/e2e' -e '/test/kubelet'
 
 export PATH := $(BERTH_BIN_DIR):$(PATH)
 
-.PHONY: all build deps install run test unit e2e kubelet-smoke critest parity soak soak-quick vm-test vm-test-quick node-e2e bench fuzz lint clean
+.PHONY: all build deps install run test unit e2e kubelet-smoke critest parity soak soak-quick vm-test vm-test-quick kind-image kind-up kind-down node-e2e bench fuzz lint clean
 
 all: build
 
@@ -101,6 +101,22 @@ vm-test: deps build
 # guest, without the kubelet and the reboot (about 3 minutes once the guest is built).
 vm-test-quick:
 	$(MAKE) --no-print-directory vm-test VM_FOCUS='^Test(NodeIs|BerthIs|ContainerIs|OOMKilled|UnitRestart)'
+
+# A kind cluster of berth nodes, with podman as kind's provider where no Docker engine answers.
+# kind-image: the node image KIND_NODE_IMAGE (hack/versions.env): berth as make install lays it
+# out, the kubelet, kubeadm and kubectl of KUBERNETES_VERSION, the pods' network
+# (test/kind/nodenet) and the control plane's images, all built here (hack/install-kind.sh,
+# hack/kind-image.sh). kind-up: one control plane and two workers, kubeconfig in
+# bin/kind/kubeconfig. kind-down: deletes it.
+kind-image: deps build
+	bash hack/install-kind.sh
+	bash hack/kind-image.sh
+
+kind-up: kind-image
+	bash hack/kind-up.sh
+
+kind-down:
+	bash hack/kind-down.sh
 
 # Fuzz the request translation: each target for FUZZTIME (the seeds run in make unit too).
 FUZZTIME ?= 30s
