@@ -107,7 +107,8 @@ vm-test-quick:
 # out, the kubelet, kubeadm and kubectl of KUBERNETES_VERSION, the pods' network
 # (test/kind/nodenet) and the control plane's images, all built here (hack/install-kind.sh,
 # hack/kind-image.sh). kind-up: one control plane and two workers, kubeconfig in
-# bin/kind/kubeconfig. kind-down: deletes it.
+# bin/kind/<cluster>.kubeconfig, checked by test/kind/cluster. kind-down: deletes it.
+# CRI=containerd: the same with containerd's own CRI in berth's place (cluster "containerd").
 kind-image: deps build
 	bash hack/install-kind.sh
 	bash hack/kind-image.sh

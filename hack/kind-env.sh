@@ -7,5 +7,15 @@ if ! docker info >/dev/null 2>&1; then
 	export KIND_EXPERIMENTAL_PROVIDER=podman
 	export CONTAINERS_CONF=/etc/berth/kind/containers.conf CONTAINERS_STORAGE_CONF=/etc/berth/kind/storage.conf
 fi
-export KIND_CLUSTER=${KIND_CLUSTER:-berth}
-export KIND_KUBECONFIG=${KIND_KUBECONFIG:-$PWD/bin/kind/kubeconfig}
+# CRI=containerd: the same node with containerd's own CRI, the cluster berth's is compared with.
+export CRI=${CRI:-berth}
+export KIND_CLUSTER=${KIND_CLUSTER:-$CRI}
+export KIND_KUBECONFIG=${KIND_KUBECONFIG:-$PWD/bin/kind/$KIND_CLUSTER.kubeconfig}
+
+# kind_node_image: the node image of CRI.
+kind_node_image() {
+	case $CRI in
+	containerd) echo "${KIND_NODE_IMAGE%:*}-containerd:${KIND_NODE_IMAGE##*:}" ;;
+	*) echo "$KIND_NODE_IMAGE" ;;
+	esac
+}

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # kind-image.sh builds berth's kind node image (KIND_NODE_IMAGE in hack/versions.env) in podman's
-# store of berth's kind configuration (/etc/berth/kind): a Debian root file system with systemd
+# store of berth's kind configuration (/etc/berth/kind), or with CRI=containerd the same node
+# with containerd's own CRI in berth's place (KIND_NODE_IMAGE with -containerd before its tag),
+# as kind's own node image is, for side-by-side runs: a Debian root file system with systemd
 # as PID 1 (debootstrap, cached in KIND_CACHE), berth laid out by `make install` as on any node
 # (berthd, berth.service, containerd, runc, crictl), the kubelet, kubeadm and kubectl of
 # KUBERNETES_VERSION, the CNI plugins, the files of contrib/kind/node, and preloaded into
@@ -8,8 +10,8 @@
 # test/kind/nodenet, which contrib/kind/node/kind/manifests/default-cni.yaml runs). The tools come from hack/install-deps.sh and hack/install-kind.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source hack/versions.env
-export CONTAINERS_CONF=/etc/berth/kind/containers.conf CONTAINERS_STORAGE_CONF=/etc/berth/kind/storage.conf
+source hack/kind-env.sh
+image=$(kind_node_image)
 KIND_CACHE=${KIND_CACHE:-/var/cache/berth/kind}
 log() { echo "kind-image: $*" >&2; }
 trap 'log "failed at line $LINENO: $BASH_COMMAND"' ERR
@@ -40,12 +42,30 @@ fi
 node=$work/node
 mkdir "$node"
 tar -C "$node" --numeric-owner -xf "$KIND_CACHE/rootfs.tar"
-make --no-print-directory install DESTDIR="$node" >/dev/null
 cp -a contrib/kind/node/. "$node/"
+case $CRI in
+berth)
+	make --no-print-directory install DESTDIR="$node" >/dev/null
+	cp -a contrib/kind/berth/. "$node/"
+	runtime_unit=berth.service
+	;;
+containerd)
+	# containerd's stock build (with its CRI plugin) and what it runs, where kind's image has them.
+	install -m 0755 "$BERTH_BIN_DIR/containerd-cri" "$node/usr/local/bin/containerd"
+	install -m 0755 "$BERTH_BIN_DIR"/{containerd-shim-runc-v2,ctr,crictl} "$node/usr/local/bin/"
+	install -m 0755 "$BERTH_BIN_DIR/runc" "$node/usr/local/sbin/runc"
+	cp -a contrib/kind/containerd/. "$node/"
+	runtime_unit=containerd.service
+	;;
+*)
+	log "CRI=$CRI: berth or containerd"
+	exit 1
+	;;
+esac
 install -m 0755 "$KIND_DIR"/bin/{kubelet,kubeadm,kubectl} "$node/usr/bin/"
 mkdir -p "$node/opt/cni/bin"
 for p in ptp host-local portmap loopback bridge; do install -m 0755 "$CNI_BIN_DIR/$p" "$node/opt/cni/bin/"; done
-ln -sf /opt/berth/bin/crictl "$node/usr/local/bin/crictl"
+[[ -e $node/usr/local/bin/crictl ]] || ln -sf /opt/berth/bin/crictl "$node/usr/local/bin/crictl"
 echo "$KUBERNETES_VERSION" >"$node/kind/version"
 mkdir -p "$node/etc/kubernetes/manifests" "$node/var/lib/kubelet"
 # systemd in a container: no gettys, udev, time sync or binfmt; berth, the kubelet and the pod
@@ -56,9 +76,10 @@ for u in systemd-binfmt.service systemd-udevd.service systemd-timesyncd.service 
 	ln -sf /dev/null "$node/etc/systemd/system/$u"
 done
 mkdir -p "$node/etc/systemd/system/multi-user.target.wants"
-for u in berth.service kubelet.service; do
-	unit=$(find "$node/etc/systemd/system" "$node/usr/local/lib/systemd/system" -maxdepth 1 -name "$u" | head -1)
-	ln -sf "${unit#"$node"}" "$node/etc/systemd/system/multi-user.target.wants/$u"
+for u in "$runtime_unit" kubelet.service; do
+	for dir in /etc/systemd/system /usr/local/lib/systemd/system; do
+		[[ -e $node$dir/$u ]] && ln -sf "$dir/$u" "$node/etc/systemd/system/multi-user.target.wants/$u"
+	done
 done
 
 # --- The control plane's images ---------------------------------------------------------------
@@ -68,7 +89,7 @@ go run ./test/kind/images -bin "$KIND_DIR/bin" -pause bin/berth-pause -net "$wor
 
 # --- The image: the tree, then a boot that preloads the images --------------------------------
 log "importing the node's tree"
-base=$KIND_NODE_IMAGE-base
+base=$image-base
 tar -C "$node" --numeric-owner -c . | podman import \
 	--change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' \
 	--change 'ENV container=podman' \
@@ -76,12 +97,12 @@ tar -C "$node" --numeric-owner -c . | podman import \
 	- "$base" >/dev/null
 rm -rf "$node"
 
-log "preloading the images into berth's containerd"
+log "preloading the images into $CRI's containerd"
 podman run -d --name "$preload" --hostname "$preload" --privileged --cgroupns=private \
 	--tmpfs /tmp --tmpfs /run -v /lib/modules:/lib/modules:ro "$base" >/dev/null
 for i in $(seq 120); do
 	podman exec "$preload" crictl info >/dev/null 2>&1 && break
-	[[ $i == 120 ]] && { podman logs "$preload" | tail -30 >&2; podman exec "$preload" journalctl -u berth --no-pager | tail -30 >&2; log "berth did not start in the node"; exit 1; }
+	[[ $i == 120 ]] && { podman logs "$preload" | tail -30 >&2; podman exec "$preload" journalctl -u "$runtime_unit" --no-pager | tail -30 >&2; log "$CRI did not start in the node"; exit 1; }
 	sleep 1
 done
 while read -r archive; do
@@ -90,18 +111,19 @@ while read -r archive; do
 	podman exec -i "$preload" ctr --namespace=k8s.io images import --all-platforms --digests --no-unpack - <"$archive" >/dev/null
 done <"$work/images.txt"
 podman exec "$preload" crictl images >&2
-# containerd's database is written out when containerd stops: berthd first, which would start
-# it again (berth.service leaves it running), then containerd; the node then powers off.
-podman exec "$preload" sh -c 'systemctl stop berth && kill $(pidof containerd) &&
-	for i in $(seq 100); do pidof containerd >/dev/null || exit 0; sleep 0.2; done; exit 1' ||
+# containerd's database is written out when containerd stops: under berth, berthd first, which
+# would start it again (berth.service leaves it running), then containerd; the node then powers
+# off.
+podman exec "$preload" sh -c "systemctl stop $runtime_unit; pidof containerd >/dev/null || exit 0; kill \$(pidof containerd) &&
+	for i in \$(seq 100); do pidof containerd >/dev/null || exit 0; sleep 0.2; done; exit 1" ||
 	{ log "containerd did not stop in the node"; exit 1; }
 podman stop -t 30 "$preload" >/dev/null
 podman commit -q \
 	--change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' \
 	--change 'STOPSIGNAL SIGRTMIN+3' \
-	"$preload" "$KIND_NODE_IMAGE" >/dev/null
+	"$preload" "$image" >/dev/null
 podman rm "$preload" >/dev/null
 # The tree's image, and an older build's node image this one took the name of.
 podman rmi "$base" >/dev/null
 podman image prune -f >/dev/null
-log "built $KIND_NODE_IMAGE ($(podman image inspect -f '{{.Size}}' "$KIND_NODE_IMAGE" | numfmt --to=iec))"
+log "built $image ($(podman image inspect -f '{{.Size}}' "$image" | numfmt --to=iec))"

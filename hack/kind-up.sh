@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # kind-up.sh creates a kind cluster of berth nodes (one control plane, two workers) from
-# KIND_NODE_IMAGE (make kind-image), with podman as kind's provider unless a Docker engine
-# answers, writes its kubeconfig to KIND_KUBECONFIG (default bin/kind/kubeconfig), and checks it
-# with test/kind/cluster. KIND_CLUSTER names it (default berth). `make kind-down` deletes it.
+# KIND_NODE_IMAGE (make kind-image), or with CRI=containerd of containerd's CRI nodes, with
+# podman as kind's provider unless a Docker engine answers, writes its kubeconfig to
+# KIND_KUBECONFIG (default bin/kind/<cluster>.kubeconfig), and checks it with test/kind/cluster.
+# KIND_CLUSTER names it (default: berth, or containerd). `make kind-down` deletes it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/kind-env.sh
@@ -15,6 +16,9 @@ mkdir -p "$(dirname "$kubeconfig")"
 # container sees its host's cgroup version.
 cgroupv1=
 [[ -f /sys/fs/cgroup/cgroup.controllers ]] || cgroupv1=1
+socket=unix:///run/berth/berth.sock
+[[ $CRI == containerd ]] && socket=unix:///run/containerd/containerd.sock
+image=$(kind_node_image)
 config=$(mktemp)
 trap 'rm -f "$config"' EXIT
 cat >"$config" <<CONFIG
@@ -28,11 +32,11 @@ kubeadmConfigPatches:
 - |
   kind: InitConfiguration
   nodeRegistration:
-    criSocket: unix:///run/berth/berth.sock
+    criSocket: $socket
 - |
   kind: JoinConfiguration
   nodeRegistration:
-    criSocket: unix:///run/berth/berth.sock
+    criSocket: $socket
 ${cgroupv1:+- |
   kind: KubeletConfiguration
   failCgroupV1: false}
@@ -41,8 +45,8 @@ CONFIG
 if kind get clusters 2>/dev/null | grep -qx "$cluster"; then
 	log "cluster $cluster exists; make kind-down deletes it"
 else
-	log "creating cluster $cluster from $KIND_NODE_IMAGE"
-	kind create cluster --name "$cluster" --image "$KIND_NODE_IMAGE" --config "$config" --kubeconfig "$kubeconfig" --wait 5m
+	log "creating cluster $cluster from $image"
+	kind create cluster --name "$cluster" --image "$image" --config "$config" --kubeconfig "$kubeconfig" --wait 5m
 fi
 kind get kubeconfig --name "$cluster" >"$kubeconfig"
 
@@ -58,9 +62,10 @@ kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready nodes --all --time
 kubectl --kubeconfig "$kubeconfig" get nodes -o wide
 
 log "checking the cluster (test/kind/cluster)"
-BERTH_KIND=1 go test -count=1 -v -timeout 20m ./test/kind/cluster/ | tee bin/kind/test.log | grep -E '^(=== RUN|--- |\s+\S+_test.go)' || true
-passed=$(grep -c '^--- PASS' bin/kind/test.log || true)
-failed=$(grep -c '^--- FAIL' bin/kind/test.log || true)
+results=bin/kind/$cluster.test.log
+BERTH_KIND=1 go test -count=1 -v -timeout 20m ./test/kind/cluster/ | tee "$results" | grep -E '^(=== RUN|--- |\s+\S+_test.go)' || true
+passed=$(grep -c '^--- PASS' "$results" || true)
+failed=$(grep -c '^--- FAIL' "$results" || true)
 echo "kind-up: $passed passed, $failed failed, 0 skipped"
 log "export KUBECONFIG=$kubeconfig"
-[ "$failed" = 0 ] && grep -q '^ok' bin/kind/test.log
+[ "$failed" = 0 ] && grep -q '^ok' "$results"

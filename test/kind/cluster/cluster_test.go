@@ -168,8 +168,10 @@ func namespace(t *testing.T) {
 	t.Cleanup(func() { kubectlErr("delete", "namespace", ns, "--wait=false") })
 }
 
-// TestNodesRunBerth: every node is Ready and says berth is its runtime.
+// TestNodesRunBerth: every node is Ready and says berth (or the CRI the cluster was made with,
+// CRI=containerd) is its runtime.
 func TestNodesRunBerth(t *testing.T) {
+	runtime := envOr("CRI", "berth") + "://"
 	out := kubectl(t, "get", "nodes", "-o", `jsonpath={range .items[*]}{.metadata.name} {.status.nodeInfo.containerRuntimeVersion} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}`)
 	lines := strings.Split(out, "\n")
 	if len(lines) != 3 {
@@ -177,8 +179,8 @@ func TestNodesRunBerth(t *testing.T) {
 	}
 	for _, l := range lines {
 		f := strings.Fields(l)
-		if len(f) != 3 || !strings.HasPrefix(f[1], "berth://") || f[1] == "berth://Unknown" || f[2] != "True" {
-			t.Errorf("node %q: want a Ready node on berth://<version>", l)
+		if len(f) != 3 || !strings.HasPrefix(f[1], runtime) || strings.HasSuffix(f[1], "://Unknown") || f[2] != "True" {
+			t.Errorf("node %q: want a Ready node on %s<version>", l, runtime)
 		}
 	}
 }
@@ -335,7 +337,7 @@ func TestWorkloads(t *testing.T) {
 		return out == "2" && !strings.Contains(names, web)
 	})
 
-	// berth restarted on a worker while its pods serve and a pod there fetches the Service
+	// berth (or the cluster's CRI) restarted on a worker while its pods serve and a pod there fetches the Service
 	// twice a second: no container restarts, no fetch fails, the pod's log (copied by berth)
 	// goes on, and the kubelet's streaming comes back once it has reconnected.
 	apply(t, loaderPod(cluster+"-worker", clusterIP))
@@ -348,7 +350,7 @@ func TestWorkloads(t *testing.T) {
 	}
 	before := restarts()
 	logsBefore := strings.Count(kubectl(t, "-n", ns, "logs", "loader"), "\n")
-	node(t, cluster+"-worker", "systemctl", "restart", "berth")
+	node(t, cluster+"-worker", "systemctl", "restart", envOr("CRI", "berth")) // the CRI's unit
 	waitFor(t, "kubectl exec on the restarted node", func() bool {
 		out, _ := kubectlErr("-n", ns, "exec", "client", "--", "echo", "still")
 		return out == "still"
