@@ -150,9 +150,9 @@ func (s *Service) Get(ctx context.Context, ref string) (*Image, error) {
 }
 
 // Lookup is Get for a container: the image ref names, from the one record it names, without
-// the image's other names (RepoTags and RepoDigests are left empty; Record is the one record), so that creating a
-// container does not list every image of the node. A ref with no record of its own (a short
-// or unusual id, a record whose content is gone) takes Get's way.
+// the image's other names (RepoTags and RepoDigests are left empty; Record is that record), so
+// that creating a container does not list every image of the node. A ref with no record of its
+// own (a short or unusual id, a record whose content is gone) takes Get's way.
 func (s *Service) Lookup(ctx context.Context, ref string) (*Image, error) {
 	var name string
 	if id, ok := asID(ref); ok {

@@ -225,7 +225,9 @@ spec:
   ports: [{port: 80, targetPort: 80}]
 `
 
-func clientPod(name, nodeName string) string {
+// shellPod is a busybox pod on nodeName running script; clientPod's script logs a numbered line
+// a second.
+func shellPod(name, nodeName, script string) string {
 	return `apiVersion: v1
 kind: Pod
 metadata:
@@ -237,8 +239,12 @@ spec:
   - name: c
     image: ` + busybox + `
     imagePullPolicy: Never
-    command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo line $i; sleep 1; done"]
+    command: ["sh", "-c", "` + script + `"]
 `
+}
+
+func clientPod(name, nodeName string) string {
+	return shellPod(name, nodeName, "i=0; while true; do i=$((i+1)); echo line $i; sleep 1; done")
 }
 
 // TestWorkloads: a Deployment spread over both workers behind a NodePort Service, reached
@@ -370,19 +376,7 @@ func TestWorkloads(t *testing.T) {
 
 // loaderPod fetches url twice a second and logs each outcome.
 func loaderPod(nodeName, ip string) string {
-	return `apiVersion: v1
-kind: Pod
-metadata:
-  name: loader
-  namespace: ` + ns + `
-spec:
-  nodeName: ` + nodeName + `
-  containers:
-  - name: c
-    image: ` + busybox + `
-    imagePullPolicy: Never
-    command: ["sh", "-c", "while true; do if timeout 5 wget -q -O /dev/null http://` + ip + `/; then echo ok; else echo fail; fi; sleep 0.5; done"]
-`
+	return shellPod("loader", nodeName, "while true; do if timeout 5 wget -q -O /dev/null http://"+ip+"/; then echo ok; else echo fail; fi; sleep 0.5; done")
 }
 
 // TestCoreDNSAnswers: the cluster's DNS resolves the API server's Service from a pod.
