@@ -14,7 +14,7 @@ UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e '/test/e2e' -e '/test/kubelet'
 
 export PATH := $(BERTH_BIN_DIR):$(PATH)
 
-.PHONY: all build deps install run test unit e2e kubelet-smoke critest parity soak soak-quick vm-test vm-test-quick kind-image kind-up kind-down node-e2e bench fuzz lint clean
+.PHONY: all build deps install run test unit e2e kubelet-smoke critest parity soak soak-quick vm-test vm-test-quick kind-image kind-up kind-down conformance node-e2e bench fuzz lint clean
 
 all: build
 
@@ -118,6 +118,17 @@ kind-up: kind-image
 
 kind-down:
 	bash hack/kind-down.sh
+
+# Kubernetes' e2e suite (KUBERNETES_VERSION), its [Conformance] specs, against a kind cluster of
+# berth nodes, then against one of containerd's CRI nodes, one after the other (each made by
+# kind-up and deleted after), images served from a registry on the kind network through the
+# nodes' mirrors: "conformance: N passed, N failed, N skipped" for each, scored against
+# test/kind/conformance/expected-pass.txt and skip.txt. CONFORMANCE_FOCUS runs a slice;
+# CONFORMANCE_CRIS (default "berth containerd") chooses the clusters.
+CONFORMANCE_CRIS ?= berth containerd
+conformance: deps build
+	bash hack/install-kind.sh --conformance
+	CONFORMANCE_CRIS="$(CONFORMANCE_CRIS)" bash hack/conformance.sh
 
 # Fuzz the request translation: each target for FUZZTIME (the seeds run in make unit too).
 FUZZTIME ?= 30s

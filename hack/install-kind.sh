@@ -10,6 +10,8 @@
 #     read: kubeadm, kubectl, kubelet, kube-apiserver, kube-controller-manager, kube-scheduler,
 #     kube-proxy (through the wrapper module test/node-e2e/kube), and etcd and CoreDNS (wrapper
 #     modules in test/kind/components), all static.
+# With --conformance, also Kubernetes' e2e suite (e2e.test, about 10 minutes the first time) and,
+# through hack/install-node-e2e.sh --tools, the ginkgo CLI and agnhost that make conformance runs.
 # Idempotent: each binary has a stamp of the version it was built from. Must run as root.
 set -euo pipefail
 
@@ -89,5 +91,15 @@ component() {
 }
 component etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3
 component coredns "$COREDNS_VERSION" github.com/coredns/coredns
+
+if [ "${1:-}" = --conformance ]; then
+	if ! fresh "$bin" e2e.test "$KUBERNETES_VERSION"; then
+		log "building k8s.io/kubernetes@$KUBERNETES_VERSION: test/e2e (about 10 minutes the first time)"
+		(cd "$kube_module" && go list -deps -test k8s.io/kubernetes/test/e2e >/dev/null &&
+			go test -c -vet=off -trimpath -ldflags "$ld" -o "$bin/e2e.test" k8s.io/kubernetes/test/e2e)
+		stamp "$bin" e2e.test "$KUBERNETES_VERSION"
+	fi
+	bash "$here/install-node-e2e.sh" --tools
+fi
 
 log "ok: kind $KIND_VERSION, podman $(podman --version | awk '{print $3}'), Kubernetes $KUBERNETES_VERSION, etcd $ETCD_VERSION, CoreDNS $COREDNS_VERSION in $bin"

@@ -3,7 +3,8 @@
 # KUBE_BIN_DIR, from k8s.io/kubernetes at KUBERNETES_VERSION (hack/versions.env) through berth's
 # wrapper module test/node-e2e/kube: the node e2e suite's test binary (about 11 minutes on 2 cores
 # the first time), the ginkgo CLI that runs it in parallel, and agnhost, the suite's test image
-# program. Idempotent: a stamp file records the version each binary was built from.
+# program. Idempotent: a stamp file records the version each binary was built from. With --tools,
+# only ginkgo and agnhost (what make conformance needs of it).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -19,7 +20,7 @@ fresh() { [ -x "$KUBE_BIN_DIR/$1" ] && [ "$(cat "$KUBE_BIN_DIR/.$1.version" 2>/d
 stamp() { echo "$KUBERNETES_VERSION" >"$KUBE_BIN_DIR/.$1.version"; }
 
 cd "$kube_module"
-if ! fresh e2e_node.test; then
+if [ "${1:-}" != --tools ] && ! fresh e2e_node.test; then
 	log "building k8s.io/kubernetes@$KUBERNETES_VERSION: test/e2e_node (about 11 minutes the first time)"
 	go test -c -vet=off -trimpath -o "$KUBE_BIN_DIR/e2e_node.test" k8s.io/kubernetes/test/e2e_node
 	stamp e2e_node.test
@@ -42,4 +43,4 @@ src=$(go list -m -f '{{.Dir}}' k8s.io/kubernetes)
 for f in localhost.crt localhost.key; do
 	cp "$src/test/images/agnhost/porter/$f" "$KUBE_BIN_DIR/$f"
 done
-log "ok: e2e_node.test, ginkgo, agnhost $KUBERNETES_VERSION in $KUBE_BIN_DIR"
+log "ok: $([ "${1:-}" = --tools ] || echo "e2e_node.test, ")ginkgo, agnhost $KUBERNETES_VERSION in $KUBE_BIN_DIR"
