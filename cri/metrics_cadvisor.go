@@ -164,6 +164,19 @@ var containerMetrics = []cadvisorMetric{
 			return out
 		}},
 
+	{"container_pressure_cpu_waiting_seconds_total", "Total time duration tasks in the container have waited due to CPU congestion.", counter, nil,
+		pressureSeconds(func(s *runtimeapi.ContainerStats) *runtimeapi.PsiStats { return s.GetCpu().GetPsi() }, false)},
+	{"container_pressure_cpu_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to CPU congestion.", counter, nil,
+		pressureSeconds(func(s *runtimeapi.ContainerStats) *runtimeapi.PsiStats { return s.GetCpu().GetPsi() }, true)},
+	{"container_pressure_memory_waiting_seconds_total", "Total time duration tasks in the container have waited due to memory congestion.", counter, nil,
+		pressureSeconds(func(s *runtimeapi.ContainerStats) *runtimeapi.PsiStats { return s.GetMemory().GetPsi() }, false)},
+	{"container_pressure_memory_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to memory congestion.", counter, nil,
+		pressureSeconds(func(s *runtimeapi.ContainerStats) *runtimeapi.PsiStats { return s.GetMemory().GetPsi() }, true)},
+	{"container_pressure_io_waiting_seconds_total", "Total time duration tasks in the container have waited due to IO congestion.", counter, nil,
+		pressureSeconds(func(s *runtimeapi.ContainerStats) *runtimeapi.PsiStats { return s.GetIo().GetPsi() }, false)},
+	{"container_pressure_io_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to IO congestion.", counter, nil,
+		pressureSeconds(func(s *runtimeapi.ContainerStats) *runtimeapi.PsiStats { return s.GetIo().GetPsi() }, true)},
+
 	{"container_start_time_seconds", "Start time of the container since unix epoch in seconds.", gauge, nil,
 		func(c *runtime.ContainerMetrics, _ int64) []sample {
 			return one(uint64(c.Container.State.StartedAt.Unix()))
@@ -179,6 +192,22 @@ func memoryStat(get func(*runtimeapi.MemoryUsage) uint64) func(*runtime.Containe
 			return nil
 		}
 		return one(get(c.Stats.GetMemory()))
+	}
+}
+
+// pressureSeconds reads a total of the container's pressure stall information: the time some
+// of its tasks waited, or (full) all of them stalled. None on a node without PSI (cgroup v1).
+func pressureSeconds(get func(*runtimeapi.ContainerStats) *runtimeapi.PsiStats, full bool) func(*runtime.ContainerMetrics, int64) []sample {
+	return func(c *runtime.ContainerMetrics, _ int64) []sample {
+		p := get(c.Stats)
+		if p == nil {
+			return nil
+		}
+		d := p.GetSome()
+		if full {
+			d = p.GetFull()
+		}
+		return one(d.GetTotal() / 1e9)
 	}
 }
 

@@ -38,7 +38,9 @@ func TestPodSandboxMetrics(t *testing.T) {
 			Container: runtime.ContainerView{ID: "c1", ImageName: "busybox", Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "app"}},
 				State: runtime.ContainerState{StartedAt: started}},
 			Stats: &runtimeapi.ContainerStats{
-				Cpu:           &runtimeapi.CpuUsage{UsageCoreNanoSeconds: &runtimeapi.UInt64Value{Value: 3_800_000_000}},
+				Cpu: &runtimeapi.CpuUsage{UsageCoreNanoSeconds: &runtimeapi.UInt64Value{Value: 3_800_000_000},
+					Psi: &runtimeapi.PsiStats{Some: &runtimeapi.PsiData{Total: 7_000_000_000}, Full: &runtimeapi.PsiData{Total: 2_000_000_000}}},
+				Io:            &runtimeapi.IoUsage{Psi: &runtimeapi.PsiStats{Some: &runtimeapi.PsiData{Total: 5_000_000_000}, Full: &runtimeapi.PsiData{}}},
 				Memory:        &runtimeapi.MemoryUsage{UsageBytes: &runtimeapi.UInt64Value{Value: 1 << 20}, WorkingSetBytes: &runtimeapi.UInt64Value{}, RssBytes: &runtimeapi.UInt64Value{}},
 				WritableLayer: &runtimeapi.FilesystemUsage{UsedBytes: &runtimeapi.UInt64Value{Value: 4096}},
 			},
@@ -106,10 +108,18 @@ func TestPodSandboxMetrics(t *testing.T) {
 		{"container_start_time_seconds", nil, 1700000000},
 		{"container_last_seen", nil, 1700000060},
 		{"container_network_receive_packets_dropped_total", []string{"eth0"}, 3},
+		{"container_pressure_cpu_waiting_seconds_total", nil, 7},
+		{"container_pressure_cpu_stalled_seconds_total", nil, 2},
+		{"container_pressure_io_waiting_seconds_total", nil, 5},
+		{"container_pressure_io_stalled_seconds_total", nil, 0},
 	} {
 		if v := value(check.name, check.labels...); v != check.want {
 			t.Errorf("%s %q = %d, want %d", check.name, check.labels, v, check.want)
 		}
+	}
+	// No memory pressure was read (a v1 node has none at all): no value rather than a zero.
+	if len(got["container_pressure_memory_waiting_seconds_total"]) != 0 {
+		t.Errorf("memory pressure reported without a reading: %v", got["container_pressure_memory_waiting_seconds_total"])
 	}
 	if l := got["container_network_receive_bytes_total"][0].LabelValues; l[0] != "POD" || l[1] != "pod1" || l[5] != "web" {
 		t.Errorf("network labels %q: want the pod's sandbox (POD)", l)

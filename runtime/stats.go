@@ -145,17 +145,19 @@ func (r *Runtime) containerStats(ctx context.Context, v ContainerView) *runtimea
 		r.log.Debug("no cgroup stats for a running container", "container", v.ID, "error", err)
 		return st
 	}
-	st.Cpu, st.Memory, st.Swap = r.cpuMemorySwap(v.ID, now, u)
+	st.Cpu, st.Memory, st.Swap, st.Io = r.usage(v.ID, now, u)
 	return st
 }
 
-// cpuMemorySwap turns a cgroup reading into CRI CPU, memory and swap usage.
-func (r *Runtime) cpuMemorySwap(key string, now time.Time, u cgroupUsage) (*runtimeapi.CpuUsage, *runtimeapi.MemoryUsage, *runtimeapi.SwapUsage) {
+// usage turns a cgroup reading into CRI CPU, memory, swap and I/O usage (I/O only where the
+// kernel reports the cgroup's I/O pressure: cgroup v2).
+func (r *Runtime) usage(key string, now time.Time, u cgroupUsage) (*runtimeapi.CpuUsage, *runtimeapi.MemoryUsage, *runtimeapi.SwapUsage, *runtimeapi.IoUsage) {
 	ts := now.UnixNano()
 	cpu := &runtimeapi.CpuUsage{
 		Timestamp:            ts,
 		UsageCoreNanoSeconds: &runtimeapi.UInt64Value{Value: u.CPUNanos},
 		UsageNanoCores:       r.stats.nanoCores(key, now, u.CPUNanos),
+		Psi:                  psiStats(u.CPUPressure),
 	}
 	mem := &runtimeapi.MemoryUsage{
 		Timestamp:       ts,
@@ -164,6 +166,7 @@ func (r *Runtime) cpuMemorySwap(key string, now time.Time, u cgroupUsage) (*runt
 		RssBytes:        &runtimeapi.UInt64Value{Value: u.RSS},
 		PageFaults:      &runtimeapi.UInt64Value{Value: u.PageFaults},
 		MajorPageFaults: &runtimeapi.UInt64Value{Value: u.MajorPageFaults},
+		Psi:             psiStats(u.MemoryPressure),
 	}
 	if u.MemoryLimit > 0 {
 		avail := uint64(0)
@@ -173,7 +176,22 @@ func (r *Runtime) cpuMemorySwap(key string, now time.Time, u cgroupUsage) (*runt
 		mem.AvailableBytes = &runtimeapi.UInt64Value{Value: avail}
 	}
 	swap := &runtimeapi.SwapUsage{Timestamp: ts, SwapUsageBytes: &runtimeapi.UInt64Value{Value: u.SwapUsage}}
-	return cpu, mem, swap
+	var io *runtimeapi.IoUsage
+	if u.IOPressure != nil {
+		io = &runtimeapi.IoUsage{Timestamp: ts, Psi: psiStats(u.IOPressure)}
+	}
+	return cpu, mem, swap, io
+}
+
+// psiStats is a pressure reading as the CRI reports it (totals in nanoseconds); nil for none.
+func psiStats(p *pressure) *runtimeapi.PsiStats {
+	if p == nil {
+		return nil
+	}
+	data := func(l pressureLine) *runtimeapi.PsiData {
+		return &runtimeapi.PsiData{Total: l.TotalMicros * 1000, Avg10: l.Avg10, Avg60: l.Avg60, Avg300: l.Avg300}
+	}
+	return &runtimeapi.PsiStats{Some: data(p.Some), Full: data(p.Full)}
 }
 
 // writableLayer reports the bytes and inodes of a container's own snapshot (its writes), on the
@@ -287,7 +305,7 @@ func (r *Runtime) podStats(ctx context.Context, v SandboxView) *runtimeapi.PodSa
 			sum = u
 		}
 	}
-	linux.Cpu, linux.Memory, _ = r.cpuMemorySwap("pod:"+v.ID, now, sum)
+	linux.Cpu, linux.Memory, _, linux.Io = r.usage("pod:"+v.ID, now, sum)
 	if sum.Processes == 0 {
 		for _, c := range linux.Containers {
 			if c.Cpu != nil {

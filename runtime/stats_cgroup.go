@@ -24,6 +24,69 @@ type cgroupUsage struct {
 	SwapUsage uint64
 	// Processes is the number of tasks in the cgroup.
 	Processes uint64
+	// CPUPressure, MemoryPressure and IOPressure are the cgroup's pressure stall information
+	// (cgroup v2 with PSI on); nil where the kernel has none.
+	CPUPressure, MemoryPressure, IOPressure *pressure
+}
+
+// pressure is a cgroup v2 pressure file (cpu.pressure, memory.pressure, io.pressure): how much
+// of the time some, or all, of the cgroup's runnable tasks waited for the resource.
+type pressure struct{ Some, Full pressureLine }
+
+// pressureLine is one line of a pressure file: the share of time stalled (percent) over the
+// last 10, 60 and 300 seconds, and the total time stalled.
+type pressureLine struct {
+	Avg10, Avg60, Avg300 float64
+	TotalMicros          uint64
+}
+
+// readPressure reads a pressure file; nil when it is not there or not readable (PSI off).
+func readPressure(path string) *pressure {
+	b, err := readFile(path)
+	if err != nil {
+		return nil
+	}
+	return parsePressure(b)
+}
+
+// parsePressure parses "some avg10=0.12 avg60=0.05 avg300=0.01 total=12345" and its "full" line;
+// nil when neither is there.
+func parsePressure(b []byte) *pressure {
+	var p pressure
+	seen := false
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		var l *pressureLine
+		switch f[0] {
+		case "some":
+			l = &p.Some
+		case "full":
+			l = &p.Full
+		default:
+			continue
+		}
+		seen = true
+		for _, kv := range f[1:] {
+			k, v, _ := strings.Cut(kv, "=")
+			switch k {
+			case "avg10":
+				l.Avg10, _ = strconv.ParseFloat(v, 64)
+			case "avg60":
+				l.Avg60, _ = strconv.ParseFloat(v, 64)
+			case "avg300":
+				l.Avg300, _ = strconv.ParseFloat(v, 64)
+			case "total":
+				l.TotalMicros, _ = strconv.ParseUint(v, 10, 64)
+			}
+		}
+	}
+	if !seen {
+		return nil
+	}
+	return &p
 }
 
 // unlimited is the smallest value cgroup v1 reports for "no memory limit" (PAGE_COUNTER_MAX
@@ -123,6 +186,9 @@ func readCgroup2(dir string) (cgroupUsage, error) {
 	u.RSS, u.PageFaults, u.MajorPageFaults = stat["anon"], stat["pgfault"], stat["pgmajfault"]
 	u.SwapUsage, _ = readUint(filepath.Join(dir, "memory.swap.current"))
 	u.Processes, _ = readUint(filepath.Join(dir, "pids.current"))
+	u.CPUPressure = readPressure(filepath.Join(dir, "cpu.pressure"))
+	u.MemoryPressure = readPressure(filepath.Join(dir, "memory.pressure"))
+	u.IOPressure = readPressure(filepath.Join(dir, "io.pressure"))
 	return u, nil
 }
 

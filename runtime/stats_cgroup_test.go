@@ -3,6 +3,7 @@ package runtime
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
@@ -63,6 +64,9 @@ func TestReadCgroup2(t *testing.T) {
 		"c/memory.stat":         "anon 9000\nfile 5000\ninactive_file 4000\npgfault 77\npgmajfault 1\n",
 		"c/memory.swap.current": "300\n",
 		"c/pids.current":        "2\n",
+		"c/cpu.pressure":        "some avg10=1.50 avg60=0.25 avg300=0.05 total=4200\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+		"c/memory.pressure":     "some avg10=0.00 avg60=0.00 avg300=0.00 total=7\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=3\n",
+		"c/io.pressure":         "some avg10=12.00 avg60=3.00 avg300=1.00 total=900000\nfull avg10=10.00 avg60=2.50 avg300=0.75 total=800000\n",
 		"l/cpu.stat":            "usage_usec 1\n",
 		"l/memory.max":          "65536\n",
 	})
@@ -70,17 +74,41 @@ func TestReadCgroup2(t *testing.T) {
 		dir  string
 		want cgroupUsage
 	}{
-		{"c", cgroupUsage{CPUNanos: 1500000, MemoryUsage: 20000, WorkingSet: 16000, RSS: 9000, PageFaults: 77, MajorPageFaults: 1, SwapUsage: 300, Processes: 2}},
-		{"l", cgroupUsage{CPUNanos: 1000, MemoryLimit: 65536}},
+		{"c", cgroupUsage{CPUNanos: 1500000, MemoryUsage: 20000, WorkingSet: 16000, RSS: 9000, PageFaults: 77, MajorPageFaults: 1, SwapUsage: 300, Processes: 2,
+			CPUPressure:    &pressure{Some: pressureLine{Avg10: 1.5, Avg60: 0.25, Avg300: 0.05, TotalMicros: 4200}},
+			MemoryPressure: &pressure{Some: pressureLine{TotalMicros: 7}, Full: pressureLine{TotalMicros: 3}},
+			IOPressure:     &pressure{Some: pressureLine{Avg10: 12, Avg60: 3, Avg300: 1, TotalMicros: 900000}, Full: pressureLine{Avg10: 10, Avg60: 2.5, Avg300: 0.75, TotalMicros: 800000}},
+		}},
+		{"l", cgroupUsage{CPUNanos: 1000, MemoryLimit: 65536}}, // no pressure files: PSI off
 	}
 	for _, test := range tests {
 		got, err := readCgroup2(filepath.Join(root, test.dir))
-		if err != nil || got != test.want {
+		if err != nil || !reflect.DeepEqual(got, test.want) {
 			t.Errorf("readCgroup2(%s) = %+v, %v; want %+v", test.dir, got, err, test.want)
 		}
 	}
 	if _, err := readCgroup2(filepath.Join(root, "gone")); err == nil {
 		t.Error("readCgroup2 of a cgroup that is not there: no error")
+	}
+}
+
+func TestParsePressure(t *testing.T) {
+	for _, tc := range []struct {
+		desc, in string
+		want     *pressure
+	}{
+		{desc: "some only (an older kernel's cpu.pressure)", in: "some avg10=0.10 avg60=0.20 avg300=0.30 total=5\n",
+			want: &pressure{Some: pressureLine{Avg10: 0.1, Avg60: 0.2, Avg300: 0.3, TotalMicros: 5}}},
+		{desc: "some and full", in: "some avg10=1.00 avg60=0.00 avg300=0.00 total=10\nfull avg10=0.50 avg60=0.00 avg300=0.00 total=6\n",
+			want: &pressure{Some: pressureLine{Avg10: 1, TotalMicros: 10}, Full: pressureLine{Avg10: 0.5, TotalMicros: 6}}},
+		{desc: "empty", in: ""},
+		{desc: "not a pressure file", in: "max 100000\n"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			if got := parsePressure([]byte(tc.in)); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("parsePressure(%q) = %+v, want %+v", tc.in, got, tc.want)
+			}
+		})
 	}
 }
 

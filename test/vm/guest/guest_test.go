@@ -320,3 +320,71 @@ func TestUnitRestartKeepsContainers(t *testing.T) {
 	}
 	execIn(t, id, "true")
 }
+
+// cgroup v2 for real: the memory+swap limit becomes memory.swap.max (the kubelet's LimitedSwap
+// sends one), `unified` keys are written to the scope, and stats and metrics carry what only v2
+// has: pressure stall information for CPU, memory and I/O, in the container's and the pod's
+// stats and in the cAdvisor metrics the kubelet serves from ListPodSandboxMetrics.
+func TestV2SwapUnifiedAndPressure(t *testing.T) {
+	p := runPod(t, "burstable")
+	id := p.run(t, "app", func(c *runtimeapi.ContainerConfig) {
+		c.Linux.Resources = &runtimeapi.LinuxContainerResources{
+			MemoryLimitInBytes: 64 << 20, MemorySwapLimitInBytes: 96 << 20,
+			Unified: map[string]string{"memory.high": "50331648"},
+		}
+		// CPU, some memory and writes to count: pressure moves only under contention, but
+		// its files and totals are there from the start.
+		c.Command = []string{"sh", "-c", "while true; do dd if=/dev/zero of=/tmp/f bs=64k count=64 2>/dev/null; i=$((i+1)); done"}
+	})
+	dir := filepath.Join(sliceDir(p.slice), "berth-"+id+".scope")
+	for file, want := range map[string]string{
+		"memory.max":      "67108864",
+		"memory.swap.max": "33554432", // memory+swap 96 MiB less memory 64 MiB
+		"memory.high":     "50331648",
+	} {
+		if b, err := os.ReadFile(filepath.Join(dir, file)); err != nil || strings.TrimSpace(string(b)) != want {
+			t.Errorf("%s of the scope: %q, %v; want %s", file, strings.TrimSpace(string(b)), err, want)
+		}
+	}
+
+	time.Sleep(3 * time.Second)
+	st, err := rt.ContainerStats(ctx(t), &runtimeapi.ContainerStatsRequest{ContainerId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Stats.GetCpu().GetPsi().GetSome() == nil || st.Stats.GetMemory().GetPsi().GetSome() == nil || st.Stats.GetIo().GetPsi().GetSome() == nil {
+		t.Errorf("container stats without pressure stall information: cpu %v, memory %v, io %v",
+			st.Stats.GetCpu().GetPsi(), st.Stats.GetMemory().GetPsi(), st.Stats.GetIo())
+	}
+	ps, err := rt.PodSandboxStats(ctx(t), &runtimeapi.PodSandboxStatsRequest{PodSandboxId: p.id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps.Stats.GetLinux().GetIo().GetPsi() == nil || ps.Stats.GetLinux().GetCpu().GetPsi() == nil {
+		t.Errorf("pod stats without pressure stall information: %v", ps.Stats.GetLinux())
+	}
+
+	metrics, err := rt.ListPodSandboxMetrics(ctx(t), &runtimeapi.ListPodSandboxMetricsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, pm := range metrics.PodMetrics {
+		if pm.PodSandboxId != p.id {
+			continue
+		}
+		for _, cm := range pm.ContainerMetrics {
+			for _, m := range cm.Metrics {
+				names[m.Name] = true
+			}
+		}
+	}
+	for _, want := range []string{
+		"container_pressure_cpu_waiting_seconds_total", "container_pressure_memory_stalled_seconds_total",
+		"container_pressure_io_waiting_seconds_total", "container_fs_writes_bytes_total", "container_spec_memory_swap_limit_bytes",
+	} {
+		if !names[want] {
+			t.Errorf("ListPodSandboxMetrics: no %s for the container", want)
+		}
+	}
+}
