@@ -100,7 +100,7 @@ vm-test: deps build
 # The slice of make vm-test in make test: berth.service and its containers on the systemd
 # guest, without the kubelet and the reboot (about 3 minutes once the guest is built).
 vm-test-quick:
-	$(MAKE) --no-print-directory vm-test VM_FOCUS='^Test(NodeIs|BerthIs|ContainerIs|OOMKilled|UnitRestart|V2)'
+	$(MAKE) --no-print-directory vm-test VM_FOCUS='^Test(NodeIs|BerthIs|ContainerIs|OOMKilled|UnitRestart|V2|UserNamespaced)'
 
 # A kind cluster of berth nodes, with podman as kind's provider where no Docker engine answers.
 # kind-image: the node image KIND_NODE_IMAGE (hack/versions.env): berth as make install lays it

@@ -123,7 +123,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 		ID: id, Config: cfg, Image: img.Config.Config, ImageName: cfg.GetImage().GetImage(), Settings: r.settings,
 		Passwd: passwd, Group: group, TargetPid: targetPid, ImageVolumes: imageVolumes, ImageDefinedVolumes: volumes,
 		Sandbox: spec.Sandbox{ID: sb.ID, Config: pod.Config, NetNS: sb.NetNS, IPC: sb.IPC, UTS: sb.UTS,
-			InfraPid: pod.InfraPid, Dir: sb.Dir, Shm: podShm(sb), Hostname: podHostname(pod.Config),
+			InfraPid: pod.InfraPid, Dir: r.podFilesDir(sb), Shm: podShm(sb), Hostname: podHostname(pod.Config),
 			Userns: sb.Userns, UIDMappings: uids, GIDMappings: gids},
 	})
 	if err != nil {

@@ -40,6 +40,10 @@ type Options struct {
 	// StateDir is berth's state directory; pods keep their files and pinned namespaces in
 	// StateDir/pods/<id>.
 	StateDir string
+	// RootDir is berth's data directory. A pod with a user namespace of its own keeps its
+	// resolv.conf, hosts and hostname in RootDir/pods/<id> instead (see podFilesDir). Empty:
+	// StateDir's.
+	RootDir string
 	// Network wires pods with CNI.
 	Network *cni.Network
 	// Logger receives the runtime's events.
@@ -97,6 +101,7 @@ const DefaultHandler = config.DefaultRuntimeHandler
 type Runtime struct {
 	client    *containerd.Client
 	stateDir  string
+	rootDir   string
 	network   *cni.Network
 	log       *slog.Logger
 	sandboxes *sandboxStore
@@ -147,7 +152,7 @@ func New(client *containerd.Client, opts Options) *Runtime {
 		b, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
 		bootID = strings.TrimSpace(string(b))
 	}
-	return &Runtime{client: client, stateDir: opts.StateDir, network: opts.Network, log: opts.Logger,
+	return &Runtime{client: client, stateDir: opts.StateDir, rootDir: opts.RootDir, network: opts.Network, log: opts.Logger,
 		sandboxes: newSandboxStore(), loaded: make(chan struct{}),
 		containers: newContainerStore(), images: opts.Images,
 		settings:    hostSettings(opts),
@@ -212,6 +217,11 @@ func (r *Runtime) Load(ctx context.Context) error {
 	}
 	r.sweepPendingCgroups(ctx)
 	r.cgroupParents.Reset()
+	known := map[string]bool{}
+	for _, c := range records {
+		known[c.ID] = true
+	}
+	r.removeOrphanedPodFiles(known)
 	for _, c := range records {
 		sb, err := r.loadSandbox(c)
 		if err != nil {

@@ -59,6 +59,38 @@ func hostsContent(hostNet bool, hostname, ip string) ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
+// podFilesDir is where a pod's resolv.conf, hosts and hostname are: its directory, or, for a
+// pod with a user namespace of its own, its directory under berth's root. Those are idmapped
+// into the pod, and tmpfs, where the state directory (/run) is, takes idmapped mounts only from
+// Linux 6.3: on Debian 12's 6.1 every such pod failed to start (found by make vm-test's critest;
+// containerd, whose files are under its root, ran them).
+func (r *Runtime) podFilesDir(sb *Sandbox) string {
+	if sb.Userns == "" || r.rootDir == "" {
+		return sb.Dir
+	}
+	return filepath.Join(r.rootDir, "pods", sb.ID)
+}
+
+// removeOrphanedPodFiles removes the pod files under berth's root of pods that have no record
+// (a berthd killed inside RunPodSandbox, before the record was written); Load runs it.
+func (r *Runtime) removeOrphanedPodFiles(known map[string]bool) {
+	if r.rootDir == "" {
+		return
+	}
+	dir := filepath.Join(r.rootDir, "pods")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !known[e.Name()] {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				r.log.Warn("cannot remove the files of a pod that is gone", "sandbox", e.Name(), "error", err)
+			}
+		}
+	}
+}
+
 // writePodFiles writes resolv.conf, hosts and hostname into the pod's directory.
 func writePodFiles(dir string, cfg *runtimeapi.PodSandboxConfig, hostname, ip string) error {
 	resolv, err := resolvConf(cfg.GetDnsConfig())

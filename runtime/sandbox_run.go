@@ -135,7 +135,14 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		ip = att.IPs[0]
 	}
 	steps.mark("cni")
-	if err := writePodFiles(sb.Dir, cfg, hostname, ip); err != nil {
+	filesDir := r.podFilesDir(sb)
+	if filesDir != sb.Dir {
+		if err := os.MkdirAll(filesDir, 0o711); err != nil {
+			return "", err
+		}
+		undo = append(undo, func(context.Context) error { return os.RemoveAll(filesDir) })
+	}
+	if err := writePodFiles(filesDir, cfg, hostname, ip); err != nil {
 		return "", err
 	}
 	if !hostIPC {

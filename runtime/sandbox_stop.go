@@ -119,8 +119,10 @@ func (r *Runtime) RemovePodSandbox(ctx context.Context, id string) error {
 	r.releaseShim(ctx, sb, true)
 	sb.closeShimLog()
 	r.removePodCgroups(ctx, sb)
-	if err := os.RemoveAll(sb.Dir); err != nil {
-		return fmt.Errorf("remove pod sandbox %s files: %w", sb.ID, err)
+	for _, dir := range []string{r.podFilesDir(sb), sb.Dir} {
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("remove pod sandbox %s files: %w", sb.ID, err)
+		}
 	}
 	if err := r.deleteRecord(ctx, sb.ID); err != nil {
 		return err

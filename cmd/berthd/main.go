@@ -123,6 +123,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 	podNetwork.Metrics = cni.NewMetrics(reg)
 	rt := runtime.New(client, runtime.Options{
 		StateDir: cfg.State,
+		RootDir:  cfg.Root,
 		Network:  podNetwork,
 		Logger:   log.With("component", "runtime"),
 

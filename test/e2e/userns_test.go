@@ -93,6 +93,24 @@ func TestUserNamespacedPod(t *testing.T) {
 	if err := syscall.Stat(secret, &st); err != nil || st.Uid != 0 {
 		t.Errorf("the node's file changed owner: %d (%v)", st.Uid, err)
 	}
+	// The pod's /etc/hosts is its root's (idmapped), from under berth's root: idmapped mounts
+	// of tmpfs (berth's state) need Linux 6.3. Removing the pod removes them.
+	if got := strings.TrimSpace(env.exec(t, id, "stat", "-c", "%u:%g", "/etc/hosts")); got != "0:0" {
+		t.Errorf("/etc/hosts inside is owned by %s, want 0:0 (idmapped)", got)
+	}
+	files := filepath.Join(d.Root, "pods", env.pod)
+	if _, err := os.Stat(filepath.Join(files, "hosts")); err != nil {
+		t.Errorf("the user-namespaced pod's hosts file is not under berth's root: %v", err)
+	}
+	if _, err := d.Runtime.StopPodSandbox(ctx(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: env.pod}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Runtime.RemovePodSandbox(ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: env.pod}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(files); !os.IsNotExist(err) {
+		t.Errorf("%s is left after the pod was removed: %v", files, err)
+	}
 }
 
 // TestUserNamespaceSharedPID: the infra process of a pod that shares its PID namespace joins

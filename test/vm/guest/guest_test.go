@@ -388,3 +388,36 @@ func TestV2SwapUnifiedAndPressure(t *testing.T) {
 		}
 	}
 }
+
+// A pod with a user namespace of its own (the kubelet's hostUsers: false) runs on this node's
+// kernel (Debian 12's 6.1), whose tmpfs takes no idmapped mounts: its /etc/hosts, resolv.conf
+// and hostname, idmapped into it, are under berth's root, not its state on /run (critest's
+// NamespaceMode_POD spec failed here before).
+func TestUserNamespacedPodRuns(t *testing.T) {
+	podSeq++
+	uid := fmt.Sprintf("vmuserns%d%d", os.Getpid(), podSeq)
+	m := []*runtimeapi.IDMapping{{ContainerId: 0, HostId: 65536 * 40, Length: 65536}}
+	p := &pod{slice: "kubepods-besteffort-pod" + uid + ".slice", cfg: &runtimeapi.PodSandboxConfig{
+		Metadata: &runtimeapi.PodSandboxMetadata{Name: "p" + uid, Namespace: "vm", Uid: uid}, Hostname: "p" + uid,
+		LogDirectory: filepath.Join(logRoot, uid),
+		Linux: &runtimeapi.LinuxPodSandboxConfig{CgroupParent: "kubepods-besteffort-pod" + uid + ".slice",
+			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{
+				Pid: runtimeapi.NamespaceMode_CONTAINER, UsernsOptions: &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: m, Gids: m}}}},
+	}}
+	os.MkdirAll(p.cfg.LogDirectory, 0o755)
+	resp, err := rt.RunPodSandbox(ctx(t), &runtimeapi.RunPodSandboxRequest{Config: p.cfg})
+	if err != nil {
+		t.Fatalf("RunPodSandbox: %v", err)
+	}
+	p.id = resp.PodSandboxId
+	t.Cleanup(func() {
+		rt.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.id})
+	})
+	id := p.run(t, "app", nil)
+	if got := execIn(t, id, "cat", "/proc/self/uid_map"); strings.Join(strings.Fields(got), " ") != "0 2621440 65536" {
+		t.Errorf("uid_map inside: %q", got)
+	}
+	if got := execIn(t, id, "stat", "-c", "%u:%g", "/etc/hosts"); got != "0:0" {
+		t.Errorf("/etc/hosts inside is owned by %s, want 0:0 (idmapped)", got)
+	}
+}
