@@ -78,7 +78,9 @@ done
 mkdir -p "$node/etc/systemd/system/multi-user.target.wants"
 for u in "$runtime_unit" kubelet.service; do
 	for dir in /etc/systemd/system /usr/local/lib/systemd/system; do
-		[[ -e $node$dir/$u ]] && ln -sf "$dir/$u" "$node/etc/systemd/system/multi-user.target.wants/$u"
+		if [[ -e $node$dir/$u ]]; then
+			ln -sf "$dir/$u" "$node/etc/systemd/system/multi-user.target.wants/$u"
+		fi
 	done
 done
 
