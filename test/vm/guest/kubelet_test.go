@@ -15,6 +15,8 @@ import (
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/test/daemon"
 )
 
 // The kubelet as a node runs it: a systemd service, its configuration only what a standalone
@@ -121,14 +123,23 @@ func kubeletContainer(t *testing.T, pod, name string) *runtimeapi.Container {
 // A kubelet with its defaults on this node runs its pods on berth: each container a systemd
 // scope in the pod slice the kubelet made (with the pod's limits on the slice and the
 // container's on the scope), the kubelet's own stats of it right, an OOM kill reported to the
-// kubelet as OOMKilled.
+// kubelet as OOMKilled; and the kubelet smoke's pod shapes (checkSmokePods).
 func TestKubeletRunsPodsAsScopesInItsSlices(t *testing.T) {
-	for path, content := range map[string]string{
+	files := map[string]string{
 		"/etc/kubernetes/kubelet.yaml":        kubeletConfig,
 		"/etc/systemd/system/kubelet.service": kubeletUnit,
 		"/etc/kubernetes/manifests/web.yaml":  webPod,
 		"/etc/kubernetes/manifests/hog.yaml":  hogPod,
-	} {
+	}
+	// The kubelet smoke's pod shapes too (all but its ticker, whose log continuity across a
+	// killed berthd the smoke and the soak check).
+	os.MkdirAll(gracefulDir, 0o755)
+	for name, manifest := range daemon.KubeletSmokePods {
+		if name != "ticker" {
+			files["/etc/kubernetes/manifests/smoke-"+name+".yaml"] = fmt.Sprintf(manifest, busybox, gracefulDir)
+		}
+	}
+	for path, content := range files {
 		os.MkdirAll(filepath.Dir(path), 0o755)
 		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
@@ -138,8 +149,11 @@ func TestKubeletRunsPodsAsScopesInItsSlices(t *testing.T) {
 	start := time.Now()
 	sh(t, "systemctl", "start", "kubelet")
 	t.Cleanup(func() {
-		os.Remove("/etc/kubernetes/manifests/web.yaml")
-		os.Remove("/etc/kubernetes/manifests/hog.yaml")
+		for path := range files {
+			if strings.HasPrefix(path, "/etc/kubernetes/manifests/") {
+				os.Remove(path)
+			}
+		}
 		deadline := time.Now().Add(3 * time.Minute)
 		for time.Now().Before(deadline) {
 			if resp, err := rt.ListPodSandbox(context.Background(), &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{
@@ -252,5 +266,94 @@ func TestKubeletRunsPodsAsScopesInItsSlices(t *testing.T) {
 			}
 		}
 		return false
+	})
+
+	checkSmokePods(t)
+}
+
+// gracefulDir is the host directory of the smoke's graceful pod.
+const gracefulDir = "/var/lib/vm-test/graceful"
+
+// checkSmokePods checks the kubelet smoke's pod shapes on this node, through the kubelet's API
+// and the CRI: a ready pod behind probes, an init container's work, a crash loop, a shared PID
+// namespace, host network, an image volume, limits on the scope, and a graceful stop.
+func checkSmokePods(t *testing.T) {
+	type containerStatus struct {
+		Name         string
+		Ready        bool
+		RestartCount int
+		LastState    struct {
+			Terminated *struct{ ExitCode int }
+		}
+	}
+	var pods struct {
+		Items []struct {
+			Metadata struct{ Name string }
+			Status   struct {
+				Conditions        []struct{ Type, Status string }
+				ContainerStatuses []containerStatus
+			}
+		}
+	}
+	statusOf := func(pod, container string) *containerStatus {
+		if err := kubeletGet("/pods", &pods); err != nil {
+			return nil
+		}
+		for _, p := range pods.Items {
+			if p.Metadata.Name != pod+"-berth-vm" {
+				continue
+			}
+			for i, c := range p.Status.ContainerStatuses {
+				if c.Name == container {
+					return &p.Status.ContainerStatuses[i]
+				}
+			}
+		}
+		return nil
+	}
+	running := func(pod, container string) *runtimeapi.Container {
+		var c *runtimeapi.Container
+		waitUntil(t, pod+"/"+container+" running", 8*time.Minute, func() bool {
+			c = kubeletContainer(t, pod, container)
+			return c != nil && c.State == runtimeapi.ContainerState_CONTAINER_RUNNING
+		})
+		return c
+	}
+
+	waitUntil(t, "the probes pod ready", 5*time.Minute, func() bool {
+		s := statusOf("probes", "web")
+		return s != nil && s.Ready
+	})
+	main := running("init", "main")
+	if out := execIn(t, main.Id, "cat", "/data/msg"); out != "prepared-by-init" {
+		t.Errorf("the init container's work: %q", out)
+	}
+	waitUntil(t, "the crash pod restarted after exiting 3", 5*time.Minute, func() bool {
+		s := statusOf("crash", "app")
+		return s != nil && s.RestartCount >= 1 && s.LastState.Terminated != nil && s.LastState.Terminated.ExitCode == 3
+	})
+	a := running("sharedpid", "a")
+	running("sharedpid", "b")
+	if ps := execIn(t, a.Id, "ps"); !strings.Contains(ps, "sleep 3601") {
+		t.Errorf("container a does not see b's process in the shared PID namespace:\n%s", ps)
+	}
+	hostnet := running("hostnet", "app")
+	if ns, node := sh(t, "readlink", fmt.Sprintf("/proc/%d/ns/net", pidOf(t, hostnet.Id))), sh(t, "readlink", "/proc/1/ns/net"); ns != node {
+		t.Errorf("the hostnet pod's network namespace %s, the node's %s", ns, node)
+	}
+	img := running("imagevolume", "app")
+	execIn(t, img.Id, "test", "-x", "/img/bin/busybox")
+	execIn(t, img.Id, "test", "-x", "/imgbin/busybox")
+	limits := running("limits", "app")
+	scope := "berth-" + limits.Id + ".scope"
+	dir := filepath.Join(sliceDir(sh(t, "systemctl", "show", scope, "-p", "Slice", "--value")), scope)
+	if b, _ := os.ReadFile(filepath.Join(dir, "memory.max")); strings.TrimSpace(string(b)) != "67108864" {
+		t.Errorf("the limits pod's scope memory.max: %q", b)
+	}
+	running("graceful", "app")
+	os.Remove("/etc/kubernetes/manifests/smoke-graceful.yaml")
+	waitUntil(t, "the graceful pod stopped: its preStop hook, then SIGTERM", 3*time.Minute, func() bool {
+		b, _ := os.ReadFile(filepath.Join(gracefulDir, "events"))
+		return strings.Contains(string(b), "started\nprestop\nterm\n")
 	})
 }
