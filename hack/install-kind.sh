@@ -100,6 +100,23 @@ if [ "${1:-}" = --conformance ]; then
 		stamp "$bin" e2e.test "$KUBERNETES_VERSION"
 	fi
 	bash "$here/install-node-e2e.sh" --tools
+	# agnhost's base for the conformance suite (test/images: AgnhostRootFS): Debian with the
+	# network tools the real agnhost image has, whose options the specs use.
+	cache=${KIND_CACHE:-/var/cache/berth/kind}
+	packages="bash,dnsutils,netcat-openbsd,curl,socat,iperf,iproute2,iputils-ping,procps,ca-certificates"
+	recipe="suite=$VM_DEBIAN_SUITE mirror=$VM_DEBIAN_MIRROR packages=$packages"
+	if [[ ! -f $cache/agnhost-rootfs.tar || "$(cat "$cache/agnhost-rootfs.stamp" 2>/dev/null)" != "$recipe" ]]; then
+		command -v debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; }
+		log "debootstrap $VM_DEBIAN_SUITE for agnhost's image (a few minutes)"
+		mkdir -p "$cache"
+		work=$(mktemp -d "$cache/agnhost.XXXXXX")
+		debootstrap --variant=minbase --include="$packages" "$VM_DEBIAN_SUITE" "$work/root" "$VM_DEBIAN_MIRROR" >"$work/log" 2>&1 ||
+			{ tail -20 "$work/log" >&2; rm -rf "$work"; exit 1; }
+		rm -rf "$work"/root/var/cache/apt/archives/*.deb "$work"/root/var/lib/apt/lists/* "$work"/root/usr/share/{doc,man,info}/*
+		tar -C "$work/root" --numeric-owner -cf "$cache/agnhost-rootfs.tar" .
+		echo "$recipe" >"$cache/agnhost-rootfs.stamp"
+		rm -rf "$work"
+	fi
 fi
 
 log "ok: kind $KIND_VERSION, podman $(podman --version | awk '{print $3}'), Kubernetes $KUBERNETES_VERSION, etcd $ETCD_VERSION, CoreDNS $COREDNS_VERSION in $bin"

@@ -34,6 +34,11 @@ type Sources struct {
 	// Agnhost, when set, is a static agnhost binary (k8s.io/kubernetes/test/images/agnhost, built
 	// by hack/install-node-e2e.sh): the catalog then has the images of Kubernetes' node e2e suite.
 	Agnhost string
+	// AgnhostRootFS, when set, is an uncompressed tar of a Debian root file system with the
+	// network tools the real agnhost image has (bash, dig, netcat-openbsd, curl, socat, iperf):
+	// agnhost's images are built over it instead of busybox. Kubernetes' conformance specs run
+	// those tools (`nc -v -t`, `dig +search`), which busybox's applets do not take.
+	AgnhostRootFS string
 }
 
 // Catalog returns every image by its full reference (registry/repository:tag).
@@ -115,7 +120,7 @@ func Catalog(src Sources) (map[string]v1.Image, error) {
 	}
 
 	if src.Agnhost != "" {
-		if err := addNodeE2EImages(b, src.Agnhost, func(ref string, cfg v1.Config, layers ...v1.Layer) {
+		if err := addNodeE2EImages(b, src.Agnhost, src.AgnhostRootFS, func(ref string, cfg v1.Config, layers ...v1.Layer) {
 			specs[ref] = spec{cfg, layers}
 		}); err != nil {
 			return nil, err

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // addNodeE2EImages adds the images Kubernetes v1.37's node e2e suite runs (its
@@ -16,15 +17,29 @@ import (
 // ./testbin; nonroot is busybox with USER 1234; glibc-dns-testing is busybox; kitten (image
 // volumes) has the files the specs read. busybox 1.37.0-2
 // and pause 3.10.2 are in every catalog.
-func addNodeE2EImages(b *builder, agnhostPath string, add func(ref string, cfg v1.Config, layers ...v1.Layer)) error {
+//
+// With agnhostRootFS (a Debian root file system's tar) agnhost is over Debian and its network
+// tools, as the real image is over Alpine and its, for the conformance suite.
+func addNodeE2EImages(b *builder, agnhostPath, agnhostRootFS string, add func(ref string, cfg v1.Config, layers ...v1.Layer)) error {
 	agnhost, err := os.ReadFile(agnhostPath)
 	if err != nil {
 		return fmt.Errorf("read agnhost: %w", err)
 	}
 	// As agnhost's Dockerfile: /agnhost (and /agnhost-2), /uploads, a user and a group defined
 	// in the image.
-	// The real image has netcat-openbsd (UDP) and the porter's certificate for TLS servers.
-	extra := []entry{file("usr/local/bin/nc", 0o755, b.testbin)}
+	// The real image has netcat-openbsd (UDP) and the porter's certificate for TLS servers; over
+	// busybox, ./testbin stands in for the former.
+	agnhostBase := []v1.Layer{b.base, b.ipcs}
+	var extra []entry
+	if agnhostRootFS != "" {
+		rootfs, err := tarball.LayerFromFile(agnhostRootFS)
+		if err != nil {
+			return fmt.Errorf("agnhost's root file system: %w", err)
+		}
+		agnhostBase = []v1.Layer{rootfs}
+	} else {
+		extra = append(extra, file("usr/local/bin/nc", 0o755, b.testbin))
+	}
 	for _, name := range []string{"localhost.crt", "localhost.key"} {
 		if pem, err := os.ReadFile(filepath.Join(filepath.Dir(agnhostPath), name)); err == nil {
 			extra = append(extra, file(name, 0o644, pem))
@@ -53,9 +68,9 @@ func addNodeE2EImages(b *builder, agnhostPath string, add func(ref string, cfg v
 	}
 	add(e2eImages+"kitten:1.8", v1.Config{Cmd: []string{"sh"}, Env: []string{defaultPath}}, b.base, kitten)
 
-	// b.ipcs brings the curl (and pgrep, nmeter) the specs run in agnhost.
-	add(e2eImages+"agnhost:2.66.1", agnhostCfg, b.base, b.ipcs, agnhostLayer)
-	add(e2eImages+"agnhost:2.55", agnhostCfg, b.base, b.ipcs, agnhostLayer)
+	// Over busybox, b.ipcs brings the curl (and pgrep, nmeter) the specs run in agnhost.
+	add(e2eImages+"agnhost:2.66.1", agnhostCfg, append(agnhostBase, agnhostLayer)...)
+	add(e2eImages+"agnhost:2.55", agnhostCfg, append(agnhostBase, agnhostLayer)...)
 	add(e2eImages+"nginx:1.27.0-2", webConfig("nginx", 80), b.base, b.nginx)
 	add(e2eImages+"nginx:1.28.0-2", webConfig("nginx", 80), b.base, b.nginx)
 	add(e2eImages+"nonroot:1.5", v1.Config{Cmd: []string{"sh"}, Env: []string{defaultPath}, User: "1234"}, b.base)

@@ -15,15 +15,24 @@ import (
 // and serves it from a new registry on addr ("" picks a free loopback port). moduleDir is the
 // root of the berth module.
 func Serve(moduleDir, tmp, agnhost, addr string) (*Registry, map[string]v1.Image, error) {
-	busybox, err := BusyboxPath()
-	if err != nil {
-		return nil, nil, err
+	return ServeSources(moduleDir, tmp, Sources{Agnhost: agnhost}, addr)
+}
+
+// ServeSources is Serve with the catalog's sources given; Busybox and TestBin are found and
+// built when empty.
+func ServeSources(moduleDir, tmp string, src Sources, addr string) (*Registry, map[string]v1.Image, error) {
+	var err error
+	if src.Busybox == "" {
+		if src.Busybox, err = BusyboxPath(); err != nil {
+			return nil, nil, err
+		}
 	}
-	testbin, err := BuildTestBin(moduleDir, tmp)
-	if err != nil {
-		return nil, nil, err
+	if src.TestBin == "" {
+		if src.TestBin, err = BuildTestBin(moduleDir, tmp); err != nil {
+			return nil, nil, err
+		}
 	}
-	catalog, err := Catalog(Sources{Busybox: busybox, TestBin: testbin, Agnhost: agnhost})
+	catalog, err := Catalog(src)
 	if err != nil {
 		return nil, nil, err
 	}

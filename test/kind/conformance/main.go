@@ -6,6 +6,10 @@
 // runtime's hosts.toml mirrors (berth's /etc/berth/certs.d, containerd's /etc/containerd/certs.d):
 // specs with imagePullPolicy Always need a registry, not a preload.
 //
+// agnhost's images are over a Debian root file system with the network tools the real image has
+// (hack/install-kind.sh --conformance makes it), since the specs run them with options busybox's
+// applets do not take.
+//
 // It keeps score as the other suites do: for berth's cluster every spec in expected-pass.txt
 // must pass, and skip.txt lists the specs left out on purpose, each with its reason; for
 // containerd's (CRI=containerd) the count is the comparison. It prints
@@ -75,7 +79,8 @@ func run() (int, error) {
 	}
 	kindBin := envOr("KIND_DIR", "/opt/berth/kind") + "/bin"
 	kubeBin := daemon.KubeBinDir()
-	for _, b := range []string{filepath.Join(kindBin, "e2e.test"), filepath.Join(kubeBin, "ginkgo"), filepath.Join(kubeBin, "agnhost")} {
+	agnhostRootFS := filepath.Join(envOr("KIND_CACHE", "/var/cache/berth/kind"), "agnhost-rootfs.tar")
+	for _, b := range []string{filepath.Join(kindBin, "e2e.test"), filepath.Join(kubeBin, "ginkgo"), filepath.Join(kubeBin, "agnhost"), agnhostRootFS} {
 		if _, err := os.Stat(b); err != nil {
 			return 0, fmt.Errorf("%s is missing: run hack/install-kind.sh --conformance (make conformance does)", b)
 		}
@@ -103,7 +108,8 @@ func run() (int, error) {
 		return 0, err
 	}
 	start := time.Now()
-	reg, catalog, err := images.Serve(moduleDir, tmp, filepath.Join(kubeBin, "agnhost"), gateway+":0")
+	src := images.Sources{Agnhost: filepath.Join(kubeBin, "agnhost"), AgnhostRootFS: agnhostRootFS}
+	reg, catalog, err := images.ServeSources(moduleDir, tmp, src, gateway+":0")
 	if err != nil {
 		return 0, err
 	}
