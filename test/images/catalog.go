@@ -36,8 +36,9 @@ type Sources struct {
 	Agnhost string
 	// AgnhostRootFS, when set, is an uncompressed tar of a Debian root file system with the
 	// network tools the real agnhost image has (bash, dig, netcat-openbsd, curl, socat, iperf):
-	// agnhost's images are built over it instead of busybox. Kubernetes' conformance specs run
-	// those tools (`nc -v -t`, `dig +search`), which busybox's applets do not take.
+	// agnhost's images (and glibc-dns-testing) are built over it instead of busybox. Kubernetes'
+	// conformance specs run those tools (`nc -v -t`, `dig +search`), which busybox's applets do
+	// not take.
 	AgnhostRootFS string
 }
 

@@ -76,7 +76,13 @@ func addNodeE2EImages(b *builder, agnhostPath, agnhostRootFS string, add func(re
 	add(e2eImages+"nonroot:1.5", v1.Config{Cmd: []string{"sh"}, Env: []string{defaultPath}, User: "1234"}, b.base)
 	add(e2eImages+"nonewprivs:1.4", v1.Config{Cmd: []string{"nnp"}, Env: []string{defaultPath}}, b.base, nnp)
 	// glibc-dns-testing is a glibc userland for `hostname -f`; Debian's busybox-static is glibc
-	// linked statically, and its hostname -f resolves through /etc/hosts the same way.
-	add(e2eImages+"glibc-dns-testing:2.1.1", v1.Config{Cmd: []string{"sh"}, Env: []string{defaultPath}}, b.base, b.ipcs)
+	// linked statically, and its hostname -f resolves through /etc/hosts the same way. With
+	// agnhost's Debian root file system it is that (the DNS conformance specs run dig in it, as
+	// in agnhost).
+	glibcBase := []v1.Layer{b.base, b.ipcs}
+	if agnhostRootFS != "" {
+		glibcBase = agnhostBase
+	}
+	add(e2eImages+"glibc-dns-testing:2.1.1", v1.Config{Cmd: []string{"sh"}, Env: []string{defaultPath}}, glibcBase...)
 	return nil
 }
