@@ -68,8 +68,8 @@ for p in ptp host-local portmap loopback bridge; do install -m 0755 "$CNI_BIN_DI
 [[ -e $node/usr/local/bin/crictl ]] || ln -sf /opt/berth/bin/crictl "$node/usr/local/bin/crictl"
 echo "$KUBERNETES_VERSION" >"$node/kind/version"
 mkdir -p "$node/etc/kubernetes/manifests" "$node/var/lib/kubelet"
-# systemd in a container: no gettys, udev, time sync or binfmt; berth, the kubelet and the pod
-# network start at boot.
+# systemd in a container: no gettys, udev, time sync or binfmt; the runtime and the kubelet
+# start at boot.
 rm -f "$node"/etc/systemd/system/getty.target.wants/* "$node"/etc/systemd/system/multi-user.target.wants/*
 for u in systemd-binfmt.service systemd-udevd.service systemd-timesyncd.service getty.target console-getty.service \
 	systemd-modules-load.service sys-kernel-config.mount; do
