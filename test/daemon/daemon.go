@@ -365,3 +365,12 @@ func (t *teeWriter) Write(p []byte) (int, error) {
 	t.a.Write(p)
 	return t.b.Write(p)
 }
+
+// EnvOr is the environment variable name, or def when it is unset or empty: the test programs'
+// settings (VM_DIR, KIND_CLUSTER, CONFORMANCE_FOCUS, ...).
+func EnvOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

@@ -46,8 +46,8 @@ func run() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	vmDir := envOr("VM_DIR", "/var/cache/berth/vm")
-	timeout, err := time.ParseDuration(envOr("VM_TIMEOUT", "45m"))
+	vmDir := daemon.EnvOr("VM_DIR", "/var/cache/berth/vm")
+	timeout, err := time.ParseDuration(daemon.EnvOr("VM_TIMEOUT", "45m"))
 	if err != nil {
 		return 0, fmt.Errorf("VM_TIMEOUT: %w", err)
 	}
@@ -332,11 +332,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }

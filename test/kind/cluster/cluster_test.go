@@ -20,6 +20,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/berth-runtime/berth/test/daemon"
 	"github.com/berth-runtime/berth/test/images"
 )
 
@@ -40,15 +41,8 @@ func TestMain(m *testing.M) {
 		fmt.Println("cluster: skipped: run by make kind-up, against its cluster")
 		os.Exit(0)
 	}
-	kubeconfig, cluster = os.Getenv("KIND_KUBECONFIG"), envOr("KIND_CLUSTER", "berth")
+	kubeconfig, cluster = os.Getenv("KIND_KUBECONFIG"), daemon.EnvOr("KIND_CLUSTER", "berth")
 	os.Exit(m.Run())
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
 }
 
 // kubectl runs kubectl against the cluster and returns its standard output.
@@ -171,7 +165,7 @@ func namespace(t *testing.T) {
 // TestNodesRunBerth: every node is Ready and says berth (or the CRI the cluster was made with,
 // CRI=containerd) is its runtime.
 func TestNodesRunBerth(t *testing.T) {
-	runtime := envOr("CRI", "berth") + "://"
+	runtime := daemon.EnvOr("CRI", "berth") + "://"
 	out := kubectl(t, "get", "nodes", "-o", `jsonpath={range .items[*]}{.metadata.name} {.status.nodeInfo.containerRuntimeVersion} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}`)
 	lines := strings.Split(out, "\n")
 	if len(lines) != 3 {
@@ -356,7 +350,7 @@ func TestWorkloads(t *testing.T) {
 	}
 	before := restarts()
 	logsBefore := strings.Count(kubectl(t, "-n", ns, "logs", "loader"), "\n")
-	node(t, cluster+"-worker", "systemctl", "restart", envOr("CRI", "berth")) // the CRI's unit
+	node(t, cluster+"-worker", "systemctl", "restart", daemon.EnvOr("CRI", "berth")) // the CRI's unit
 	waitFor(t, "kubectl exec on the restarted node", func() bool {
 		out, _ := kubectlErr("-n", ns, "exec", "client", "--", "echo", "still")
 		return out == "still"

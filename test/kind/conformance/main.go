@@ -45,26 +45,19 @@ func main() {
 	os.Exit(code)
 }
 
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
 func run() (int, error) {
 	moduleDir, err := images.ModuleRoot()
 	if err != nil {
 		return 0, err
 	}
 	here := filepath.Join(moduleDir, "test", "kind", "conformance")
-	cri := envOr("CRI", "berth")
-	cluster := envOr("KIND_CLUSTER", cri)
-	kubeconfig := envOr("KIND_KUBECONFIG", filepath.Join(moduleDir, "bin", "kind", cluster+".kubeconfig"))
-	report := envOr("CONFORMANCE_REPORT", filepath.Join(moduleDir, "bin", "conformance-"+cri))
-	focus := envOr("CONFORMANCE_FOCUS", `\[Conformance\]`)
-	procs := envOr("CONFORMANCE_PROCS", "4")
-	timeout := envOr("CONFORMANCE_TIMEOUT", "3h")
+	cri := daemon.EnvOr("CRI", "berth")
+	cluster := daemon.EnvOr("KIND_CLUSTER", cri)
+	kubeconfig := daemon.EnvOr("KIND_KUBECONFIG", filepath.Join(moduleDir, "bin", "kind", cluster+".kubeconfig"))
+	report := daemon.EnvOr("CONFORMANCE_REPORT", filepath.Join(moduleDir, "bin", "conformance-"+cri))
+	focus := daemon.EnvOr("CONFORMANCE_FOCUS", `\[Conformance\]`)
+	procs := daemon.EnvOr("CONFORMANCE_PROCS", "4")
+	timeout := daemon.EnvOr("CONFORMANCE_TIMEOUT", "3h")
 
 	skips, err := ratchet.ReadSkips(filepath.Join(here, "skip.txt"))
 	if err != nil {
@@ -77,9 +70,9 @@ func run() (int, error) {
 	if cri != "berth" {
 		expected = map[string]bool{} // the comparison's count; berth's ratchet is berth's
 	}
-	kindBin := envOr("KIND_DIR", "/opt/berth/kind") + "/bin"
+	kindBin := daemon.EnvOr("KIND_DIR", "/opt/berth/kind") + "/bin"
 	kubeBin := daemon.KubeBinDir()
-	agnhostRootFS := filepath.Join(envOr("KIND_CACHE", "/var/cache/berth/kind"), "agnhost-rootfs.tar")
+	agnhostRootFS := filepath.Join(daemon.EnvOr("KIND_CACHE", "/var/cache/berth/kind"), "agnhost-rootfs.tar")
 	for _, b := range []string{filepath.Join(kindBin, "e2e.test"), filepath.Join(kubeBin, "ginkgo"), filepath.Join(kubeBin, "agnhost"), agnhostRootFS} {
 		if _, err := os.Stat(b); err != nil {
 			return 0, fmt.Errorf("%s is missing: run hack/install-kind.sh --conformance (make conformance does)", b)
