@@ -2,13 +2,16 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/ttrpc"
 	"github.com/moby/sys/signal"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -53,6 +56,9 @@ func (r *Runtime) stopContainer(ctx context.Context, c *Container, grace time.Du
 			}
 		}
 		if err := task.Kill(ctx, sig); err != nil && !errdefs.IsNotFound(err) {
+			if exitedUnderKill(ctx, exited, err) {
+				return nil
+			}
 			return fmt.Errorf("signal container %s: %w", c.ID, err)
 		}
 		select {
@@ -64,7 +70,7 @@ func (r *Runtime) stopContainer(ctx context.Context, c *Container, grace time.Du
 		}
 	}
 	c.killedByBerth.Store(true) // its 137 is berth's SIGKILL, no OOM kill to wait for
-	if err := task.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
+	if err := task.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll); err != nil && !errdefs.IsNotFound(err) && !exitedUnderKill(ctx, exited, err) {
 		return fmt.Errorf("kill container %s: %w", c.ID, err)
 	}
 	select {
@@ -74,6 +80,27 @@ func (r *Runtime) stopContainer(ctx context.Context, c *Container, grace time.Du
 		return fmt.Errorf("container %s did not exit after SIGKILL: %w", c.ID, ctx.Err())
 	}
 }
+
+// exitedUnderKill reports whether a kill failed with err because the container exited under it:
+// the exit monitor deletes an exited task, containerd then asks the pod's shim to shut down and
+// a shim with no task left exits, so a kill that reaches it then finds its connection closed
+// ("ttrpc: closed"). The exit is then recorded within moments; waited for here, a few seconds at
+// most.
+func exitedUnderKill(ctx context.Context, exited <-chan struct{}, err error) bool {
+	if !errors.Is(err, ttrpc.ErrClosed) && !strings.Contains(err.Error(), ttrpc.ErrClosed.Error()) {
+		return false
+	}
+	select {
+	case <-exited:
+		return true
+	case <-time.After(exitAfterClosedShim):
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// exitAfterClosedShim bounds the wait for the exit of a container whose shim closed under a kill.
+const exitAfterClosedShim = 5 * time.Second
 
 // task returns the container's task.
 func (r *Runtime) task(ctx context.Context, id string) (containerd.Task, error) {

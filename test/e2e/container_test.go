@@ -496,6 +496,29 @@ func TestPodShimShutdownDuringACreate(t *testing.T) {
 	}
 }
 
+// TestRemoveContainerAsItExits: RemoveContainer of a container that exits on its own just then,
+// the pod's only task, found its shim gone under the SIGKILL (the exit monitor had deleted the
+// task and the shim shut down) and failed with "kill container <id>: ttrpc: closed" (critest,
+// about one run in seven). The container is removed.
+func TestRemoveContainerAsItExits(t *testing.T) {
+	_, hosts := serveImages(t, nil)
+	d := startDaemon(t, "--registry-config-dir", hosts, "--cni-conf-dir", podNetwork(t))
+	mustPull(t, d.Image, busyboxRef)
+	for i := range 12 {
+		cfg := podConfig(fmt.Sprintf("remove-as-it-exits-%d", i))
+		cfg.LogDirectory = t.TempDir()
+		e := &containerEnv{d: d, pod: runPod(t, d, cfg), podCfg: cfg, logDir: cfg.LogDirectory}
+		// Exits a little later each time, so that some removal meets the exit.
+		id := e.create(t, "brief", func(c *runtimeapi.ContainerConfig) {
+			c.Command = []string{"sh", "-c", fmt.Sprintf("usleep %d", i*5000)}
+		})
+		e.start(t, id)
+		if _, err := d.Runtime.RemoveContainer(ctx(t), &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+			t.Fatalf("pod %d: RemoveContainer as the container exits: %v", i, err)
+		}
+	}
+}
+
 // CreateContainer finds its image by every name the image service answers to, and names the
 // image it used by id in the container's status, whichever name it was given.
 func TestCreateContainerFindsTheImageByAnyName(t *testing.T) {
