@@ -10,6 +10,8 @@ import (
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/runtime/namespace"
 )
 
 // healthInterval is how often ready pods are checked for a dead infra process or lost
@@ -52,7 +54,7 @@ func podGone(v SandboxView, sharedPID bool) error {
 		if pin == "" {
 			continue
 		}
-		if _, err := os.Stat(pin); err != nil {
+		if err := namespace.Pinned(pin); err != nil {
 			return fmt.Errorf("its namespace pin %s is gone: %w", filepath.Base(pin), err)
 		}
 	}

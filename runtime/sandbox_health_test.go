@@ -10,8 +10,9 @@ import (
 )
 
 func TestPodGone(t *testing.T) {
-	pin := filepath.Join(t.TempDir(), "net")
-	if err := os.WriteFile(pin, nil, 0o644); err != nil {
+	pin := "/proc/self/ns/net" // a namespace, as a pin is
+	unmounted := filepath.Join(t.TempDir(), "net")
+	if err := os.WriteFile(unmounted, nil, 0o400); err != nil {
 		t.Fatal(err)
 	}
 	// A live process that is not berth-pause stands for a pid the kernel gave away.
@@ -28,7 +29,9 @@ func TestPodGone(t *testing.T) {
 		gone   bool
 	}{
 		{desc: "pins there, no shared PID namespace", v: SandboxView{Config: cfg, NetNS: pin}},
-		{desc: "a pin gone", v: SandboxView{Config: cfg, NetNS: pin, IPC: pin + "-ipc"}, gone: true},
+		{desc: "a pin gone", v: SandboxView{Config: cfg, NetNS: pin, IPC: unmounted + "-ipc"}, gone: true},
+		// berthd killed between the pin file's creation and its bind mount (the soak).
+		{desc: "a pin file with no namespace on it", v: SandboxView{Config: cfg, NetNS: unmounted}, gone: true},
 		{desc: "host namespaces: nothing to lose", v: SandboxView{Config: cfg}},
 		{desc: "shared PID without an infra process", v: SandboxView{Config: cfg}, shared: true, gone: true},
 		{desc: "infra pid given to another program", v: SandboxView{Config: cfg, InfraPid: uint32(other.Process.Pid)}, shared: true, gone: true},

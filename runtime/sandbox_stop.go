@@ -77,9 +77,15 @@ func (r *Runtime) teardownNetwork(ctx context.Context, sb *Sandbox) error {
 	if sb.Network != nil {
 		network = sb.Network.Network
 	}
+	pod := cniPod(sb)
+	if pod.NetNS != "" && namespace.Pinned(pod.NetNS) != nil {
+		// Gone (a reboot), or never pinned (berthd died as it pinned it): DEL with no namespace,
+		// as the CNI spec has runtimes do, releases the pod's address and host-side state.
+		pod.NetNS = ""
+	}
 	var err error
 	for try, delay := 0, 100*time.Millisecond; try < 3; try, delay = try+1, delay*4 {
-		if err = r.network.Teardown(ctx, cniPod(sb), network); err == nil {
+		if err = r.network.Teardown(ctx, pod, network); err == nil {
 			return nil
 		}
 		r.log.Warn("CNI DEL failed; retrying", "sandbox", sb.ID, "try", try+1, "error", err)

@@ -176,6 +176,20 @@ func unpinFile(p string) error {
 	return nil
 }
 
+// Pinned reports whether a namespace is pinned at path: a file on which a namespace is mounted
+// (nsfs). A pin file that a crash left between its creation and its bind mount is an empty
+// regular file, and names no namespace.
+func Pinned(path string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return err
+	}
+	if st.Type != unix.NSFS_MAGIC {
+		return fmt.Errorf("%s is not a pinned namespace (file system magic %#x)", path, st.Type)
+	}
+	return nil
+}
+
 // Do runs fn on an OS thread that has joined the namespace of kind pinned (or found) at path,
 // and returns that thread to its own namespace afterwards. fn must not start goroutines that
 // need the namespace: they run on other threads.

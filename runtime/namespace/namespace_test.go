@@ -52,6 +52,9 @@ func TestPinAndUnpin(t *testing.T) {
 		t.Fatalf("Pin: %v", err)
 	}
 	for _, k := range []Kind{Net, IPC, UTS} {
+		if err := Pinned(paths[k]); err != nil {
+			t.Errorf("Pinned(%s): %v", paths[k], err)
+		}
 		if nsID(t, paths[k]) == nsID(t, "/proc/self/ns/"+string(k)) {
 			t.Errorf("%s namespace pinned at %s is the host's", k, paths[k])
 		}
@@ -84,6 +87,9 @@ func TestPinAndUnpin(t *testing.T) {
 
 	if err := Unpin(dir); err != nil {
 		t.Fatalf("Unpin: %v", err)
+	}
+	if err := Pinned(paths[Net]); err == nil {
+		t.Errorf("Pinned(%s) after Unpin: nil", paths[Net])
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("%s still there after Unpin", dir)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -123,6 +124,35 @@ func TestBerthdKilledDuringRunPodSandbox(t *testing.T) {
 	}
 	// The name is free again.
 	runPod(t, d, cfg)
+}
+
+// berthd killed between creating a pod's network namespace pin file and bind-mounting the
+// namespace on it (the soak, killing berthd and the shim during RunPodSandbox) leaves a pin that
+// is an empty file: CNI DEL was given it as the pod's namespace, every plugin refused it
+// ("unknown FS magic"), and the pod could never be stopped or removed. Such a pod turns NOTREADY,
+// and stops and goes with its address released.
+func TestPodWithAnEmptyNamespacePin(t *testing.T) {
+	d := startDaemon(t, "--cni-conf-dir", podNetwork(t))
+	id := runPod(t, d, podConfig("empty-pin"))
+	st := podStatus(t, d, id)
+	ip := st.GetNetwork().GetIp()
+	pin := filepath.Join(d.State, "pods", id, "ns", "net")
+	if err := unix.Unmount(pin, unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the pod to turn NOTREADY", func() bool {
+		return podStatus(t, d, id).State == runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+	})
+	if _, err := d.Runtime.StopPodSandbox(ctx(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
+		t.Fatalf("StopPodSandbox: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join("/var/lib/cni/networks", e2eNetwork, ip)); !os.IsNotExist(err) {
+		t.Errorf("the address %s is still reserved after the stop: %v", ip, err)
+	}
+	if _, err := d.Runtime.RemovePodSandbox(ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
+		t.Fatalf("RemovePodSandbox: %v", err)
+	}
+	assertNoPods(t, d)
 }
 
 // Bad container configs are refused with the right code, naming the field, and leave nothing.
