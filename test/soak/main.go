@@ -21,7 +21,9 @@
 // It prints "soak: N cycles, F faults, L leaks, G log gaps, S stuck pods" and fails on anything
 // but zeros (and on an unexpected error).
 //
-// Environment: SOAK_CYCLES (default 300), SOAK_FAULT_EVERY (default 3), SOAK_SEED (default 1).
+// Environment: SOAK_CYCLES (default 300), SOAK_FAULT_EVERY (default 3), SOAK_SEED (default 1);
+// SOAK_FAULTS and SOAK_RPCS (comma-separated, default all) narrow the faults to some kinds and
+// calls, to replay one that failed.
 package main
 
 import (
@@ -33,6 +35,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -108,9 +111,33 @@ func envInt(name string, def int) int {
 	return def
 }
 
+// narrow returns the members of all that the comma-separated list in environment variable name
+// names, or all when it is unset.
+func narrow(name string, all []string) ([]string, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return all, nil
+	}
+	var some []string
+	for _, w := range strings.Split(v, ",") {
+		if !slices.Contains(all, w) {
+			return nil, fmt.Errorf("%s: %q is none of %s", name, w, strings.Join(all, ", "))
+		}
+		some = append(some, w)
+	}
+	return some, nil
+}
+
 func newSoak() (*soak, error) {
 	s := &soak{cycles: envInt("SOAK_CYCLES", 300), faultEvery: envInt("SOAK_FAULT_EVERY", 3),
 		rng: rand.New(rand.NewSource(int64(envInt("SOAK_SEED", 1)))), byFault: map[string]int{}}
+	var err error
+	if faultKinds, err = narrow("SOAK_FAULTS", faultKinds); err != nil {
+		return nil, err
+	}
+	if rpcs, err = narrow("SOAK_RPCS", rpcs); err != nil {
+		return nil, err
+	}
 	moduleDir, err := images.ModuleRoot()
 	if err != nil {
 		return nil, err
@@ -378,9 +405,12 @@ func (s *soak) drive(i int, cfg *runtimeapi.PodSandboxConfig, logs *[]string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	deadline := time.Now().Add(2 * time.Minute)
+	var last error // the last failure, named if the pod cannot be removed
 	for {
 		pods, err := s.d.Runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
-		if err == nil {
+		if err != nil {
+			last = fmt.Errorf("list pods: %w", err)
+		} else {
 			var mine []*runtimeapi.PodSandbox
 			for _, p := range pods.Items {
 				if p.Metadata.GetUid() == cfg.Metadata.Uid {
@@ -396,11 +426,11 @@ func (s *soak) drive(i int, cfg *runtimeapi.PodSandboxConfig, logs *[]string) {
 					s.probe(ctx, i, p.Id, cfg, logs)
 				}
 				if _, err := s.d.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: p.Id}); err != nil {
-					done = false
+					last, done = fmt.Errorf("stop pod %s: %w", p.Id, err), false
 					continue
 				}
 				if _, err := s.d.Runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.Id}); err != nil {
-					done = false
+					last, done = fmt.Errorf("remove pod %s: %w", p.Id, err), false
 				}
 			}
 			if done {
@@ -408,7 +438,7 @@ func (s *soak) drive(i int, cfg *runtimeapi.PodSandboxConfig, logs *[]string) {
 			}
 		}
 		if time.Now().After(deadline) {
-			s.unexpected = append(s.unexpected, fmt.Sprintf("cycle %d: the pod could not be removed within 2 minutes: %v", i, err))
+			s.unexpected = append(s.unexpected, fmt.Sprintf("cycle %d: the pod could not be removed within 2 minutes: %v", i, last))
 			return
 		}
 		time.Sleep(200 * time.Millisecond)
