@@ -1,12 +1,15 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/runtime/namespace"
 )
 
 // The files a pod gives its containers, in its directory.
@@ -71,21 +74,33 @@ func (r *Runtime) podFilesDir(sb *Sandbox) string {
 	return filepath.Join(r.rootDir, "pods", sb.ID)
 }
 
-// removeOrphanedPodFiles removes the pod files under berth's root of pods that have no record
-// (a berthd killed inside RunPodSandbox, before the record was written); Load runs it.
+// removeOrphanedPodFiles removes the directories of pods that have no record: a berthd killed
+// inside RunPodSandbox after it made the pod's directory (and perhaps pinned its namespaces and
+// mounted its /dev/shm) and before it wrote the record. Their namespaces are unpinned and their
+// /dev/shm unmounted first: the pod's network was not set up yet, the record comes before it.
+// Load runs it, before any call is served.
 func (r *Runtime) removeOrphanedPodFiles(known map[string]bool) {
-	if r.rootDir == "" {
-		return
-	}
-	dir := filepath.Join(r.rootDir, "pods")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if !known[e.Name()] {
-			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-				r.log.Warn("cannot remove the files of a pod that is gone", "sandbox", e.Name(), "error", err)
+	for _, dir := range []string{filepath.Join(r.stateDir, "pods"), filepath.Join(r.rootDir, "pods")} {
+		if dir == "pods" { // no root directory (tests)
+			continue
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if known[e.Name()] {
+				continue
+			}
+			podDir := filepath.Join(dir, e.Name())
+			err := errors.Join(namespace.Unpin(filepath.Join(podDir, "ns")), unmountPodShm(podDir))
+			if err == nil {
+				err = os.RemoveAll(podDir)
+			}
+			if err != nil {
+				r.log.Warn("cannot remove the directory of a pod that has no record", "sandbox", e.Name(), "dir", podDir, "error", err)
+			} else {
+				r.log.Info("removed the directory of a pod that has no record", "sandbox", e.Name(), "dir", podDir)
 			}
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/berth-runtime/berth/runtime/namespace"
 	"github.com/berth-runtime/berth/runtime/testhook"
 )
 
@@ -153,6 +154,38 @@ func TestPodWithAnEmptyNamespacePin(t *testing.T) {
 		t.Fatalf("RemovePodSandbox: %v", err)
 	}
 	assertNoPods(t, d)
+}
+
+// berthd killed inside RunPodSandbox after it made the pod's directory and pinned its
+// namespaces, and before it wrote the pod's record (the soak, killing berthd during
+// RunPodSandbox), left the directory and its pins for ever: no record names them. The restarted
+// berthd removes them.
+func TestRestartRemovesPodDirectoriesWithoutARecord(t *testing.T) {
+	d := startDaemon(t, "--cni-conf-dir", podNetwork(t))
+	podDir := filepath.Join(d.State, "pods", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+	pins, err := namespace.Pin(filepath.Join(podDir, "ns"), []namespace.Kind{namespace.Net, namespace.IPC}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A pin file the kill left before its bind mount.
+	if err := os.WriteFile(namespace.PinPath(filepath.Join(podDir, "ns"), namespace.UTS), nil, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Stop(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Run(); err != nil {
+		t.Fatal(err)
+	}
+	assertNoPods(t, d) // answered once berthd has loaded its state, orphans removed
+	if _, err := os.Stat(podDir); !os.IsNotExist(err) {
+		t.Errorf("the pod directory with no record is still there: %v", err)
+	}
+	for _, pin := range pins {
+		if mounted, _ := mountinfo.Mounted(pin); mounted {
+			t.Errorf("%s is still mounted", pin)
+		}
+	}
 }
 
 // Bad container configs are refused with the right code, naming the field, and leave nothing.
