@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/berth-runtime/berth/runtime/annotation"
 )
 
 // DefaultFile is where berthd looks for its configuration when --config is not given.
@@ -102,6 +104,30 @@ type Config struct {
 	// (a device in a later directory wins): where device plugins and DRA drivers describe the
 	// devices a container's CDI_devices and cdi.k8s.io/ annotations name. Empty turns CDI off.
 	CDISpecDirs []string `toml:"cdi-spec-dirs" json:"cdi-spec-dirs"`
+	// PodAnnotations and ContainerAnnotations are, by runtime handler ("runc" for the default),
+	// the pod annotations and the container annotations that reach the OCI spec of the
+	// handler's containers, as patterns (shell globs: "example.com/*"), as containerd's
+	// pod_annotations and container_annotations. None do by default: runc and the hooks behind
+	// it act on some (org.systemd.property.*, org.criu.config), and a pattern that would pass one
+	// of those is refused.
+	PodAnnotations       map[string][]string `toml:"pod-annotations" json:"pod-annotations"`
+	ContainerAnnotations map[string][]string `toml:"container-annotations" json:"container-annotations"`
+}
+
+// AnnotationAllowlists are the pod and container annotation patterns of each runtime handler.
+func (c *Config) AnnotationAllowlists() map[string]annotation.Allowlist {
+	out := map[string]annotation.Allowlist{}
+	for h, p := range c.PodAnnotations {
+		a := out[h]
+		a.Pod = p
+		out[h] = a
+	}
+	for h, p := range c.ContainerAnnotations {
+		a := out[h]
+		a.Container = p
+		out[h] = a
+	}
+	return out
 }
 
 // Default returns the configuration berthd runs with when nothing overrides it.
@@ -212,6 +238,14 @@ func (c *Config) Validate() error {
 	for _, u := range c.DefaultUlimits {
 		if _, err := ParseUlimit(u); err != nil {
 			return fmt.Errorf("default-ulimits: %w", err)
+		}
+	}
+	for h, a := range c.AnnotationAllowlists() {
+		if _, ok := c.RuntimeHandlers[h]; !ok && h != DefaultRuntimeHandler {
+			return fmt.Errorf("pod-annotations, container-annotations: %q is not a runtime handler", h)
+		}
+		if err := a.Validate(); err != nil {
+			return fmt.Errorf("pod-annotations, container-annotations: %s: %w", h, err)
 		}
 	}
 	for name, bin := range c.RuntimeHandlers {

@@ -93,6 +93,17 @@ log-level = "debug"
 		{desc: "runtime handler named as the default", args: []string{"--config", file, "--runtime-handler", "runc=/usr/bin/runc"}, wantErr: `"runc" is the default handler`},
 		{desc: "runtime handler with a relative binary", args: []string{"--config", file, "--runtime-handler", "crun=crun"}, wantErr: `crun = "crun" is not an absolute path`},
 		{desc: "runtime handler without a name", args: []string{"--config", file, "--runtime-handler", "=/usr/bin/crun"}, wantErr: "want name"},
+		{
+			desc: "annotation allowlists",
+			args: []string{"--config", writeFile(t, "[runtime-handlers]\nkata = \"\"\n[pod-annotations]\nrunc = [\"example.com/*\"]\n[container-annotations]\nkata = [\"io.katacontainers.config.hypervisor.*\"]\n")},
+			want: func(c *Config) {
+				c.RuntimeHandlers = map[string]string{"kata": ""}
+				c.PodAnnotations = map[string][]string{"runc": {"example.com/*"}}
+				c.ContainerAnnotations = map[string][]string{"kata": {"io.katacontainers.config.hypervisor.*"}}
+			},
+		},
+		{desc: "annotation allowlist of no handler", args: []string{"--config", writeFile(t, "[pod-annotations]\nkata = [\"example.com/*\"]\n")}, wantErr: `"kata" is not a runtime handler`},
+		{desc: "annotation allowlist passing systemd properties", args: []string{"--config", writeFile(t, "[container-annotations]\nrunc = [\"org.*\"]\n")}, wantErr: `would pass "org.systemd.property.CPUQuota"`},
 	}
 	for _, test := range tests {
 		t.Run(test.desc, func(t *testing.T) {

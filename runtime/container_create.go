@@ -121,7 +121,8 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	}
 	gen, err := spec.Generate(spec.Input{
 		ID: id, Config: cfg, Image: img.Config.Config, ImageName: cfg.GetImage().GetImage(), Settings: r.settings,
-		Passwd: passwd, Group: group, TargetPid: targetPid, ImageVolumes: imageVolumes, ImageDefinedVolumes: volumes,
+		Annotations: r.annotations[sb.RuntimeHandler].Filter(pod.Config.GetAnnotations(), cfg.GetAnnotations()),
+		Passwd:      passwd, Group: group, TargetPid: targetPid, ImageVolumes: imageVolumes, ImageDefinedVolumes: volumes,
 		Sandbox: spec.Sandbox{ID: sb.ID, Config: pod.Config, NetNS: sb.NetNS, IPC: sb.IPC, UTS: sb.UTS,
 			InfraPid: pod.InfraPid, Dir: r.podFilesDir(sb), Shm: podShm(sb), Hostname: podHostname(pod.Config),
 			Userns: sb.Userns, UIDMappings: uids, GIDMappings: gids},

@@ -22,6 +22,7 @@ import (
 	"github.com/berth-runtime/berth/cni"
 	"github.com/berth-runtime/berth/config"
 	"github.com/berth-runtime/berth/image"
+	"github.com/berth-runtime/berth/runtime/annotation"
 	"github.com/berth-runtime/berth/runtime/spec"
 )
 
@@ -71,6 +72,9 @@ type Options struct {
 	// Handlers are the runtime handlers besides DefaultHandler: name to the OCI runtime
 	// executable the runc shim runs for their pods ("": the shim's runc).
 	Handlers map[string]string
+	// Annotations are, by runtime handler, the pod and container annotations that reach the OCI
+	// spec of its containers; none for a handler not in it.
+	Annotations map[string]annotation.Allowlist
 	// Ulimits are the rlimits of every container's process; none: the runtime's own.
 	Ulimits []specs.POSIXRlimit
 	// UnprivilegedPorts and UnprivilegedICMP give pods with their own network namespace
@@ -124,6 +128,7 @@ type Runtime struct {
 	shim          ShimConfig
 	ownShims      bool
 	handlers      map[string]string
+	annotations   map[string]annotation.Allowlist
 	// tempMountDir: see Options.
 	tempMountDir string
 	// unprivilegedPorts and unprivilegedICMP: see Options.
@@ -159,7 +164,7 @@ func New(client *containerd.Client, opts Options) *Runtime {
 		pauseBinary: opts.PauseBinary, pauseRootfsDir: opts.PauseRootfsDir, cgroupDriver: opts.CgroupDriver, bootID: bootID,
 		cgroups: cgroups, pendingCgroups: cgroup.NewPending(filepath.Join(opts.StateDir, "cgroups-pending")),
 		cgroupParents: cgroup.NewParents(opts.CgroupDriver, filepath.Join(opts.StateDir, "cgroup-parents"), cgroups), shim: opts.Shim,
-		ownShims: opts.OwnShims && opts.Shim.Binary != "", handlers: opts.Handlers, layerRefreshes: make(chan struct{}, 2),
+		ownShims: opts.OwnShims && opts.Shim.Binary != "", handlers: opts.Handlers, annotations: opts.Annotations, layerRefreshes: make(chan struct{}, 2),
 		unprivilegedPorts: opts.UnprivilegedPorts, unprivilegedICMP: opts.UnprivilegedICMP, tempMountDir: opts.TempMountDir}
 }
 

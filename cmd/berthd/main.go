@@ -137,6 +137,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 		TolerateMissingHugetlb: cfg.TolerateMissingHugetlbController,
 		OwnShims:               cfg.ShimPrestart,
 		Handlers:               cfg.RuntimeHandlers,
+		Annotations:            cfg.AnnotationAllowlists(),
 		Ulimits:                ulimits(cfg.DefaultUlimits),
 		UnprivilegedPorts:      cfg.EnableUnprivilegedPorts,
 		UnprivilegedICMP:       cfg.EnableUnprivilegedICMP,

@@ -95,6 +95,9 @@ type Input struct {
 	// ImageVolumes are the host paths of the config's image mounts (Mount.image), by their index
 	// in its mounts: the image, or its image_sub_path, mounted read-only for the pod.
 	ImageVolumes map[int]string
+	// Annotations are the pod's and the container's annotations that the runtime handler lets
+	// into the spec (its allowlist); berth's own annotations win over them.
+	Annotations map[string]string
 }
 
 // Result is the spec and what the runtime must know about it.
@@ -163,12 +166,17 @@ const (
 	annotationSandboxUID       = "io.kubernetes.cri.sandbox-uid"
 )
 
-// annotations are the spec's annotations: berth's shim grouping and the CRI ones. The config's
-// own annotations stay out of the spec: runc and its hooks act on some (org.systemd.property.*,
-// org.criu.config), and a pod must not steer them.
+// annotations are the spec's annotations: berth's shim grouping and the CRI ones, over those of
+// the pod's and the container's annotations the handler's allowlist passed (in.Annotations).
+// No other annotation of the config reaches the spec: runc and its hooks act on some
+// (org.systemd.property.*, org.criu.config), and a pod must not steer them.
 func annotations(in Input) map[string]string {
 	md := in.Sandbox.Config.GetMetadata()
-	return map[string]string{
+	out := map[string]string{}
+	for k, v := range in.Annotations {
+		out[k] = v
+	}
+	for k, v := range map[string]string{
 		GroupAnnotation:            in.Sandbox.ID,
 		annotationContainerType:    "container",
 		annotationContainerName:    in.Config.GetMetadata().GetName(),
@@ -177,7 +185,10 @@ func annotations(in Input) map[string]string {
 		annotationSandboxName:      md.GetName(),
 		annotationSandboxNamespace: md.GetNamespace(),
 		annotationSandboxUID:       md.GetUid(),
+	} {
+		out[k] = v
 	}
+	return out
 }
 
 // sortMounts orders mounts so that a mount never comes before the one it is nested in, keeping

@@ -509,3 +509,31 @@ func TestResourcesAndCgroups(t *testing.T) {
 		t.Errorf("shim group annotation = %q", r.Spec.Annotations[GroupAnnotation])
 	}
 }
+
+// Only the annotations the handler's allowlist passed reach the spec, and none of them over
+// berth's own: a config's annotations runc acts on (org.systemd.property.*, org.criu.config)
+// stay out (CRI-O's GHSA-2cgq-h8xw-2v5j).
+func TestAnnotationsReachTheSpecOnlyThroughTheAllowlist(t *testing.T) {
+	hostile := map[string]string{
+		"org.systemd.property.CPUQuota": "1000%", "org.criu.config": "/etc/shadow", "bundle": "/",
+		"io.kubernetes.cri.sandbox-id": "another-pod", GroupAnnotation: "another-pod",
+	}
+	r := mustGenerate(t, func(in *Input) {
+		in.Config.Annotations = hostile
+		in.Sandbox.Config.Annotations = hostile
+	})
+	for k := range hostile {
+		if v, ok := r.Spec.Annotations[k]; ok && v == hostile[k] {
+			t.Errorf("the config's %s=%q reached the spec", k, v)
+		}
+	}
+	r = mustGenerate(t, func(in *Input) {
+		in.Annotations = map[string]string{"example.com/mode": "fast", GroupAnnotation: "another-pod"}
+	})
+	if r.Spec.Annotations["example.com/mode"] != "fast" {
+		t.Errorf("an allowed annotation is not in the spec: %v", r.Spec.Annotations)
+	}
+	if r.Spec.Annotations[GroupAnnotation] != "pod1" {
+		t.Errorf("an allowed annotation overrode berth's shim group: %q", r.Spec.Annotations[GroupAnnotation])
+	}
+}
