@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/containerd/errdefs"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -215,6 +216,19 @@ func validateSandboxConfig(cfg *runtimeapi.PodSandboxConfig, usernsSupported boo
 	}
 	if h := cfg.GetHostname(); len(h) > 64 {
 		return fmt.Errorf("config.hostname: %q is longer than 64 characters: %w", h, errdefs.ErrInvalidArgument)
+	} else if hasSpaceOrControl(h) {
+		// Written into the pod's /etc/hosts and hostname files: a newline would add lines of
+		// the pod's choosing (CRI-O's CVE-2022-4318).
+		return fmt.Errorf("config.hostname: %q has white space or control characters: %w", h, errdefs.ErrInvalidArgument)
+	}
+	dns := cfg.GetDnsConfig()
+	for field, values := range map[string][]string{"servers": dns.GetServers(), "searches": dns.GetSearches(), "options": dns.GetOptions()} {
+		for _, v := range values {
+			if v == "" || hasSpaceOrControl(v) {
+				// Each is a word of a line of the pod's /etc/resolv.conf.
+				return fmt.Errorf("config.dns_config.%s: %q is empty or has white space or control characters: %w", field, v, errdefs.ErrInvalidArgument)
+			}
+		}
 	}
 	if strings.ContainsAny(md.GetName()+md.GetNamespace()+md.GetUid(), "/\x00") {
 		return fmt.Errorf("config.metadata: name, namespace and uid must not contain '/': %w", errdefs.ErrInvalidArgument)
@@ -259,4 +273,9 @@ func (r *Runtime) deleteRecord(ctx context.Context, id string) error {
 		return fmt.Errorf("delete pod sandbox record %s: %w", id, err)
 	}
 	return nil
+}
+
+// hasSpaceOrControl reports whether s has a white space or control character.
+func hasSpaceOrControl(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0
 }

@@ -1,11 +1,14 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"sort"
 	"strings"
+	"syscall"
+	"unicode"
 
 	"github.com/containerd/errdefs"
 
@@ -34,10 +37,14 @@ func sysctlNamespace(name string) (namespace.Kind, error) {
 // checkSysctls validates a pod's sysctls before anything is made: each must be namespaced, and
 // the pod must own that namespace.
 func checkSysctls(sysctls map[string]string, ownNet, ownIPC bool) error {
-	for name := range sysctls {
+	for name, value := range sysctls {
 		kind, err := sysctlNamespace(name)
 		if err != nil {
 			return err
+		}
+		if value == "" || strings.ContainsFunc(value, func(r rune) bool { return r != '\t' && unicode.IsControl(r) }) {
+			// One value for one file: no line of another (CRI-O's GHSA-6x2m-w449-qwx7).
+			return fmt.Errorf("sysctl %s: value %q is empty or has control characters: %w", name, value, errdefs.ErrInvalidArgument)
 		}
 		if (kind == namespace.Net && !ownNet) || (kind == namespace.IPC && !ownIPC) {
 			return fmt.Errorf("sysctl %q needs the pod's own %s namespace, but the pod uses the node's: %w", name, kind, errdefs.ErrInvalidArgument)
@@ -91,6 +98,9 @@ func applySysctls(sysctls map[string]string, paths map[namespace.Kind]string) er
 		})
 		if os.IsNotExist(err) {
 			return fmt.Errorf("sysctl %q is not known to this kernel: %w", name, errdefs.ErrInvalidArgument)
+		}
+		if errors.Is(err, syscall.EINVAL) {
+			return fmt.Errorf("sysctl %s: the kernel refuses the value %q: %w", name, value, errdefs.ErrInvalidArgument)
 		}
 		if err != nil {
 			return fmt.Errorf("set sysctl %s=%q: %w", name, value, err)
