@@ -45,7 +45,16 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	if err != nil {
 		return nil, err
 	}
-	defer e.delete(ctx)
+	heldOpen := false
+	defer func() {
+		if heldOpen {
+			// The shim waits (10 s) for the output to end before it deletes the process: the
+			// answer does not wait with it.
+			go e.delete(context.WithoutCancel(ctx))
+			return
+		}
+		e.delete(ctx)
+	}()
 	process, exitCh := e.process, e.exitCh
 
 	var deadline <-chan time.Time
@@ -61,8 +70,12 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 		if err != nil {
 			return nil, err
 		}
-		// The process has exited; its output is complete once the pipes are drained.
-		process.IO().Wait()
+		// The process has exited; its output is complete once the pipes are drained, unless
+		// a process it left behind holds them open (containerd's GHSA-7jxh-36q5-gcqv): then
+		// what came within execDrainTimeout is the answer.
+		if heldOpen = !drainExecIO(process.IO(), execDrainTimeout); heldOpen {
+			r.log.Debug("exec output still held open after the exec exited; answering with what came", "container", id, "exec", process.ID())
+		}
 		out, errOut := fitBudget(stdout.Bytes(), stderr.Bytes(), ExecResultBudget)
 		return &ExecResult{Stdout: out, Stderr: errOut, ExitCode: int32(code)}, nil
 	case <-deadline:
@@ -71,6 +84,30 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	case <-ctx.Done():
 		r.killExec(process, exitCh)
 		return nil, fmt.Errorf("command %q: %w", strings.Join(cmd, " "), ctx.Err())
+	}
+}
+
+// execDrainTimeout bounds the wait for an exited exec's output to end.
+const execDrainTimeout = 2 * time.Second
+
+// drainExecIO waits until the copying of io's streams has ended, for timeout at most; it then
+// closes them, which ends the copying. It reports whether the streams had ended by themselves.
+func drainExecIO(io cio.IO, timeout time.Duration) bool {
+	drained := make(chan struct{})
+	go func() {
+		io.Wait()
+		close(drained)
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-drained:
+		return true
+	case <-t.C:
+		io.Cancel()
+		io.Close()
+		<-drained
+		return false
 	}
 }
 
@@ -140,9 +177,10 @@ func (r *Runtime) startExec(ctx context.Context, id string, cmd []string, tty bo
 
 // delete deletes the exec process once berth is done with it: one that exited as it is, any
 // other killed first (WithProcessKill costs two more round trips to the shim, which a finished
-// probe does not need).
+// probe does not need). The shim waits up to 10 s for a process's output to end before it
+// deletes it; the bound is beyond that.
 func (e *execution) delete(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
 	var opts []containerd.ProcessDeleteOpts
 	if !e.exited {
