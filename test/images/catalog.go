@@ -120,6 +120,12 @@ func Catalog(src Sources) (map[string]v1.Image, error) {
 		return nil, err
 	}
 
+	if err := addAdvisoryImages(b, func(ref string, cfg v1.Config, layers ...v1.Layer) {
+		specs[ref] = spec{cfg, layers}
+	}); err != nil {
+		return nil, err
+	}
+
 	if src.Agnhost != "" {
 		if err := addNodeE2EImages(b, src.Agnhost, src.AgnhostRootFS, func(ref string, cfg v1.Config, layers ...v1.Layer) {
 			specs[ref] = spec{cfg, layers}

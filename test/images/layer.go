@@ -27,11 +27,17 @@ type entry struct {
 	hardlink string // hard link target (a path in the layer), when set
 	content  []byte
 	uid, gid int
+	// chardev, when set, makes the entry a character device of that major and minor number.
+	chardev *[2]int64
 }
 
 func dir(name string, mode int64) entry            { return entry{name: name, mode: mode, dir: true} }
 func file(name string, mode int64, c []byte) entry { return entry{name: name, mode: mode, content: c} }
 func hardlink(name, target string) entry           { return entry{name: name, mode: 0o755, hardlink: target} }
+func symlink(name, target string) entry            { return entry{name: name, mode: 0o777, linkname: target} }
+func chardev(name string, major, minor int64) entry {
+	return entry{name: name, mode: 0o666, chardev: &[2]int64{major, minor}}
+}
 
 // layer builds a gzipped OCI layer from entries, adding missing parent directories and writing
 // everything in name order (hard links last) with fixed times and owners.
@@ -70,6 +76,8 @@ func layer(entries ...entry) (v1.Layer, error) {
 			h.Typeflag, h.Linkname = tar.TypeLink, e.hardlink
 		case e.linkname != "":
 			h.Typeflag, h.Linkname = tar.TypeSymlink, e.linkname
+		case e.chardev != nil:
+			h.Typeflag, h.Devmajor, h.Devminor = tar.TypeChar, e.chardev[0], e.chardev[1]
 		default:
 			h.Typeflag, h.Size = tar.TypeReg, int64(len(e.content))
 		}
