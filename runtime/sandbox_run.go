@@ -66,7 +66,10 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		r.sandboxes.release(name, id)
 	}()
 
-	if err := os.MkdirAll(sb.Dir, 0o711); err != nil {
+	// Root's only: the pod's /dev/shm (a world-writable tmpfs), its namespace pins and its
+	// files are under it, and their paths are in every user's /proc/self/mountinfo
+	// (containerd's GHSA-pwhc-rpq9-4c8w). runc, as root, mounts them from there.
+	if err := os.MkdirAll(sb.Dir, 0o700); err != nil {
 		return "", err
 	}
 	undo = append(undo, func(context.Context) error { return os.RemoveAll(sb.Dir) })
@@ -138,7 +141,7 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	steps.mark("cni")
 	filesDir := r.podFilesDir(sb)
 	if filesDir != sb.Dir {
-		if err := os.MkdirAll(filesDir, 0o711); err != nil {
+		if err := os.MkdirAll(filesDir, 0o700); err != nil {
 			return "", err
 		}
 		undo = append(undo, func(context.Context) error { return os.RemoveAll(filesDir) })
