@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -50,6 +52,41 @@ func TestAdvisoryLocalUsersReachNothing(t *testing.T) {
 	for _, d := range []string{e.d.Root, e.d.State, filepath.Join(e.d.State, "pods"), filepath.Join(e.d.State, "containers")} {
 		if ok, _ := asNobody(t, "ls "+d); ok {
 			t.Errorf("a local user lists %s", d)
+		}
+	}
+}
+
+// containerd's GHSA-36xw-fx78-c5r4: the shim's API listened on an abstract unix socket, which
+// lives in a network namespace rather than the file system, so a host-network pod could
+// connect to it and drive the node's containers. None of the sockets of berthd, its containerd
+// or their shims is abstract.
+func TestAdvisoryNoAbstractSockets(t *testing.T) {
+	e := newContainerEnv(t, "advisory-abstract")
+	e.run(t, "app", nil)
+	abstract := map[string]string{} // socket inode: name
+	table, err := os.ReadFile("/proc/net/unix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(table), "\n")[1:] {
+		if f := strings.Fields(line); len(f) >= 8 && strings.HasPrefix(f[7], "@") {
+			abstract[f[6]] = f[7]
+		}
+	}
+	pids := append(processesWith(e.d.State), processesWith(e.d.Root)...)
+	if len(pids) < 3 {
+		t.Fatalf("%d processes of this berthd: want berthd, its containerd and a shim", len(pids))
+	}
+	for _, pid := range pids {
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		for _, fd := range fds {
+			link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+			if inode, ok := strings.CutPrefix(link, "socket:["); ok {
+				if name, ok := abstract[strings.TrimSuffix(inode, "]")]; ok {
+					cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+					t.Errorf("%s (pid %d) has the abstract socket %s", strings.TrimSpace(string(cmd)), pid, name)
+				}
+			}
 		}
 	}
 }
