@@ -10,6 +10,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/test/daemon"
+	"github.com/berth-runtime/berth/test/images"
 )
 
 // statusField is the value of a field of a /proc/<pid>/status text.
@@ -82,4 +83,46 @@ func containerSpec(t *testing.T, d *daemon.Daemon, id string) *specs.Spec {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// containerd's GHSA-fqw6-gf59-qr4w and GHSA-265r-hfxg-fhmg: a uid or gid past 2^32-1, from
+// the image's USER or the config, wrapped around to root. Each is refused, or the process runs
+// as the user ImageStatus named; never as root where something else was asked for.
+func TestAdvisoryIDOverflow(t *testing.T) {
+	e := newContainerEnv(t, "advisory-overflow")
+	mustPull(t, e.d.Image, images.ParityUserOverflow)
+	// The kubelet checks runAsNonRoot against ImageStatus's uid: as containerd, berth says
+	// 4294967296 (not root), and so the container must not run as root.
+	img := imageStatus(t, e.d.Image, images.ParityUserOverflow)
+	t.Logf("ImageStatus of USER 4294967296: uid %v, username %q", img.GetUid(), img.GetUsername())
+	check := func(name string, mutate func(*runtimeapi.ContainerConfig)) {
+		t.Helper()
+		resp, err := e.d.Runtime.CreateContainer(ctx(t), &runtimeapi.CreateContainerRequest{PodSandboxId: e.pod, SandboxConfig: e.podCfg,
+			Config: func() *runtimeapi.ContainerConfig {
+				c := &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: name}, Image: &runtimeapi.ImageSpec{Image: busyboxRef}, Command: []string{"sleep", "3600"}}
+				mutate(c)
+				return c
+			}()})
+		if err != nil {
+			t.Logf("%s: refused: %v", name, err)
+			return
+		}
+		e.start(t, resp.ContainerId)
+		st := e.exec(t, resp.ContainerId, "cat", "/proc/1/status")
+		if uid, gid := strings.Fields(statusField(t, st, "Uid"))[0], strings.Fields(statusField(t, st, "Gid"))[0]; uid == "0" || gid == "0" {
+			t.Errorf("%s: the process runs as uid %s gid %s", name, uid, gid)
+		}
+	}
+	check("image-user", func(c *runtimeapi.ContainerConfig) { c.Image.Image, c.Command = images.ParityUserOverflow, nil })
+	check("run-as-user", func(c *runtimeapi.ContainerConfig) {
+		c.Linux = &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{RunAsUser: &runtimeapi.Int64Value{Value: 1 << 32}}}
+	})
+	check("run-as-group", func(c *runtimeapi.ContainerConfig) {
+		c.Linux = &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+			RunAsUser: &runtimeapi.Int64Value{Value: 1000}, RunAsGroup: &runtimeapi.Int64Value{Value: 1 << 32}}}
+	})
+	check("supplemental-group", func(c *runtimeapi.ContainerConfig) {
+		c.Linux = &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+			RunAsUser: &runtimeapi.Int64Value{Value: 1000}, RunAsGroup: &runtimeapi.Int64Value{Value: 1000}, SupplementalGroups: []int64{1 << 32}}}
+	})
 }
