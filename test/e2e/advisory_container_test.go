@@ -70,7 +70,6 @@ func TestAdvisoryContainerProcess(t *testing.T) {
 	}
 }
 
-
 // containerSpec is the OCI spec of container id as containerd holds it.
 func containerSpec(t *testing.T, d *daemon.Daemon, id string) *specs.Spec {
 	t.Helper()

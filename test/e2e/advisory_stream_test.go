@@ -144,9 +144,9 @@ func TestAdvisoryStreamAbuse(t *testing.T) {
 		stream(c, rawURL, opts)
 	}
 	hostile := [][]byte{
-		spdyControlFrame(4, 4, []byte{0x0f, 0xff, 0xff, 0xff}),           // SETTINGS claiming 2^28 entries
+		spdyControlFrame(4, 4, []byte{0x0f, 0xff, 0xff, 0xff}),              // SETTINGS claiming 2^28 entries
 		spdyControlFrame(1, 0xffffff, []byte{0, 0, 0, 1, 0, 0, 0, 0, 0, 0}), // a SYN_STREAM of 16 MiB, cut off
-		spdyControlFrame(8, 8, []byte{0, 0, 0, 1, 0x7f, 0xff, 0xff, 0xff}), // HEADERS of a stream that is not there
+		spdyControlFrame(8, 8, []byte{0, 0, 0, 1, 0x7f, 0xff, 0xff, 0xff}),  // HEADERS of a stream that is not there
 	}
 	garbage := make([]byte, 4096)
 	rand.Read(garbage)
