@@ -2,11 +2,16 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/test/daemon"
@@ -124,4 +129,75 @@ func TestAdvisoryIDOverflow(t *testing.T) {
 		c.Linux = &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
 			RunAsUser: &runtimeapi.Int64Value{Value: 1000}, RunAsGroup: &runtimeapi.Int64Value{Value: 1000}, SupplementalGroups: []int64{1 << 32}}}
 	})
+}
+
+// hostPID is the node's pid of a container's process, from its verbose status.
+func hostPID(t *testing.T, e *containerEnv, id string) string {
+	t.Helper()
+	st, err := e.d.Runtime.ContainerStatus(ctx(t), &runtimeapi.ContainerStatusRequest{ContainerId: id, Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := regexp.MustCompile(`"pid":\s*(\d+)`).FindStringSubmatch(st.GetInfo()["info"])
+	if pid == nil {
+		t.Fatalf("no pid in the verbose status of %s", id)
+	}
+	return pid[1]
+}
+
+// containerd's GHSA-cxfp-7pvr-95ff: the containers of a user-namespaced pod were put outside
+// the pod's cgroup, escaping its limits and the kubelet's accounting. Every cgroup of such a
+// container's process is under the pod's cgroup parent.
+func TestAdvisoryUserNamespacedPodStaysInItsCgroup(t *testing.T) {
+	_, hosts := serveImages(t, nil)
+	d := startDaemon(t, "--registry-config-dir", hosts, "--cni-conf-dir", podNetwork(t))
+	mustPull(t, d.Image, busyboxRef)
+	cfg := podConfig("advisory-userns-cgroup")
+	cfg.LogDirectory = t.TempDir()
+	cfg.Linux.CgroupParent = "/berth-e2e/advisory-userns-cgroup"
+	cfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions = usernsOptions(usernsHostID)
+	t.Cleanup(func() {
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/berth-e2e")
+		for _, d := range dirs {
+			syscall.Rmdir(d)
+		}
+	})
+	e := &containerEnv{d: d, pod: runPod(t, d, cfg), podCfg: cfg, logDir: cfg.LogDirectory}
+	id := e.run(t, "app", nil)
+	b, err := os.ReadFile("/proc/" + hostPID(t, e, id) + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 || strings.HasPrefix(parts[1], "name=") || parts[1] == "" && parts[2] == "/" {
+			continue // named hierarchies (systemd's), and the unused v2 tree of a v1 node
+		}
+		if !strings.HasPrefix(parts[2], cfg.Linux.CgroupParent+"/") {
+			t.Errorf("the container's process is in %s outside the pod's cgroup %s", line, cfg.Linux.CgroupParent)
+		}
+	}
+}
+
+// containerd's GHSA-mvff-h3cj-wj9c: whether a mount's source was relabelled (SELinux) was
+// decided by its destination, so a pod could have the node's /etc relabelled for it. berth
+// relabels nothing (this node has no SELinux; berth does not implement selinux_relabel): a
+// mount of /etc asking for it leaves /etc's labels as they were.
+func TestAdvisoryRelabelTouchesNoNodePath(t *testing.T) {
+	e := newContainerEnv(t, "advisory-relabel")
+	label := func() string {
+		b := make([]byte, 256)
+		n, err := unix.Lgetxattr("/etc", "security.selinux", b)
+		if err != nil {
+			return "none (" + err.Error() + ")"
+		}
+		return string(b[:n])
+	}
+	before := label()
+	e.run(t, "app", func(c *runtimeapi.ContainerConfig) {
+		c.Mounts = []*runtimeapi.Mount{{HostPath: "/etc", ContainerPath: "/etc-of-the-node", Readonly: true, SelinuxRelabel: true}}
+	})
+	if after := label(); after != before {
+		t.Errorf("/etc's SELinux label changed: %q, was %q", after, before)
+	}
 }
