@@ -9,9 +9,12 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/test/daemon"
@@ -199,5 +202,43 @@ func TestAdvisoryRelabelTouchesNoNodePath(t *testing.T) {
 	})
 	if after := label(); after != before {
 		t.Errorf("/etc's SELinux label changed: %q, was %q", after, before)
+	}
+}
+
+// CRI-O's CVE-2025-0750: the runtime's log handling (ReopenContainerLog) followed paths out of
+// the pod's log directory, writing or unlinking node files. berth's container log stays in
+// the pod's log directory: a log path that climbs out is refused, and a log file swapped for
+// a symlink to a node file is not followed when the log is reopened.
+func TestAdvisoryLogsStayInThePodsLogDirectory(t *testing.T) {
+	e := newContainerEnv(t, "advisory-logs")
+	_, err := e.d.Runtime.CreateContainer(ctx(t), &runtimeapi.CreateContainerRequest{PodSandboxId: e.pod, SandboxConfig: e.podCfg,
+		Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "climb"}, Image: &runtimeapi.ImageSpec{Image: busyboxRef},
+			Command: []string{"sleep", "3600"}, LogPath: "../../../../tmp/berth-advisory-climb.log"}})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("CreateContainer with a log path out of the pod's log directory: %v, want InvalidArgument", err)
+	}
+	victim := filepath.Join(t.TempDir(), "node-file")
+	if err := os.WriteFile(victim, []byte("the node's\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := e.run(t, "talker", func(c *runtimeapi.ContainerConfig) {
+		c.Command = []string{"sh", "-c", "while :; do echo talking; sleep 0.1; done"}
+		c.LogPath = "talker.log"
+	})
+	logPath := filepath.Join(e.logDir, "talker.log")
+	if err := os.Rename(logPath, logPath+".1"); err != nil { // the kubelet's rotation
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, logPath); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.d.Runtime.ReopenContainerLog(ctx(t), &runtimeapi.ReopenContainerLogRequest{ContainerId: id})
+	t.Logf("ReopenContainerLog onto a symlink out of the directory: %v", err)
+	time.Sleep(500 * time.Millisecond)
+	if b, _ := os.ReadFile(victim); string(b) != "the node's\n" {
+		t.Errorf("the node file the log was swapped for now holds %q", b)
+	}
+	if _, err := os.Lstat(victim); err != nil {
+		t.Errorf("the node file is gone: %v", err)
 	}
 }
