@@ -36,20 +36,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/core/content"
-	"github.com/containerd/containerd/v2/core/snapshots"
-	"github.com/containerd/containerd/v2/pkg/namespaces"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/test/daemon"
 	"github.com/berth-runtime/berth/test/images"
+	"github.com/berth-runtime/berth/test/traces"
 )
 
 const (
@@ -192,7 +189,7 @@ func (s *soak) close() {
 	}
 	exec.Command("ip", "link", "delete", soakBridge).Run()
 	os.RemoveAll(filepath.Join("/var/lib/cni/networks", soakNetwork))
-	for _, dir := range cgroupDirs(cgroupParent) {
+	for _, dir := range traces.CgroupDirs(cgroupParent) {
 		syscall.Rmdir(dir)
 	}
 	os.RemoveAll(s.tmp)
@@ -201,7 +198,7 @@ func (s *soak) close() {
 func (s *soak) run() bool {
 	start := time.Now()
 	s.cycle(0, nil) // warm-up: the bridge, its iptables chains and the first shim's leftovers
-	before := s.settled(nil)
+	before := s.host().Settled(nil)
 	faultNo := 0
 	for i := 1; i <= s.cycles; i++ {
 		var f *fault
@@ -215,21 +212,13 @@ func (s *soak) run() bool {
 			fmt.Printf("soak: %d cycles in %s, %d faults\n", i, time.Since(start).Round(time.Second), s.faults)
 		}
 	}
-	after := s.settled(before)
-	leaks := 0
-	for _, k := range sortedKeys(before, after) {
-		if d := after[k] - before[k]; d != 0 {
-			fmt.Printf("soak: leak: %s: %d before, %d after\n", k, before[k], after[k])
-			if d > 0 {
-				leaks += d
-			}
-		}
-	}
+	after := s.host().Settled(before)
+	leaks := traces.Leaks(os.Stdout, "soak", before, after)
 	for _, u := range s.unexpected {
 		fmt.Println("soak: unexpected:", u)
 	}
 	var kinds []string
-	for _, k := range sortedKeys(s.byFault) {
+	for _, k := range traces.SortedKeys(s.byFault) {
 		kinds = append(kinds, fmt.Sprintf("%s %d", k, s.byFault[k]))
 	}
 	fmt.Printf("soak: faults: %s; %d container logs checked; %s\n", strings.Join(kinds, ", "), s.logsChecked, time.Since(start).Round(time.Second))
@@ -255,7 +244,7 @@ func (s *soak) cycle(i int, f *fault) {
 	}
 	kubeletParent := i%2 == 1
 	if kubeletParent {
-		for _, h := range hierarchies() {
+		for _, h := range traces.Hierarchies() {
 			os.MkdirAll(filepath.Join(h, cfg.Linux.CgroupParent), 0o755)
 		}
 	}
@@ -268,7 +257,7 @@ func (s *soak) cycle(i int, f *fault) {
 		if kubeletParent {
 			// The kubelet removes the pod cgroups it made once the pod is gone; one that still
 			// holds a container's cgroup stays and is counted.
-			for _, h := range hierarchies() {
+			for _, h := range traces.Hierarchies() {
 				syscall.Rmdir(filepath.Join(h, cfg.Linux.CgroupParent))
 			}
 		}
@@ -379,7 +368,7 @@ func (s *soak) inject(kind string) {
 
 // killShims kills the shims of this berthd's containerd: the pod's, one pod running at a time.
 func (s *soak) killShims() {
-	for _, pid := range processes(func(cmd string) bool {
+	for _, pid := range traces.Processes(func(cmd string) bool {
 		return strings.Contains(cmd, "containerd-shim") && strings.Contains(cmd, s.d.State)
 	}) {
 		syscall.Kill(pid, syscall.SIGKILL)
@@ -515,166 +504,7 @@ func (s *soak) gap(pod, path, what string) {
 	fmt.Printf("soak: log gap in %s (%s): %s\n", path, pod, what)
 }
 
-// settled counts the host's traces until they equal want (nil: until two counts agree), for up
-// to 30 s: shims take a few seconds to go after their pod.
-func (s *soak) settled(want map[string]int) map[string]int {
-	deadline := time.Now().Add(30 * time.Second)
-	prev := s.count()
-	for {
-		time.Sleep(500 * time.Millisecond)
-		cur := s.count()
-		if (want == nil && equal(cur, prev)) || (want != nil && equal(cur, want)) || time.Now().After(deadline) {
-			return cur
-		}
-		prev = cur
-	}
-}
-
-// count is every kind of trace a pod can leave.
-func (s *soak) count() map[string]int {
-	c := map[string]int{}
-	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), "berth"), 10*time.Second)
-	defer cancel()
-	if l, err := s.client.Containers(ctx); err == nil {
-		c["containerd containers"] = len(l)
-	}
-	if l, err := s.client.TaskService().List(ctx, nil); err == nil {
-		c["containerd tasks"] = len(l.Tasks)
-	}
-	n := 0
-	if err := s.client.SnapshotService("overlayfs").Walk(ctx, func(context.Context, snapshots.Info) error { n++; return nil }); err == nil {
-		c["snapshots"] = n
-	}
-	if l, err := s.client.LeasesService().List(ctx); err == nil {
-		c["leases"] = len(l)
-	}
-	n = 0
-	if err := s.client.ContentStore().Walk(ctx, func(content.Info) error { n++; return nil }); err == nil {
-		c["content blobs"] = n
-	}
-	c["shims"] = len(processes(func(cmd string) bool {
-		return strings.Contains(cmd, "containerd-shim") && strings.Contains(cmd, s.d.State)
-	}))
-	c["infra processes"] = len(processes(func(cmd string) bool { return strings.HasSuffix(strings.Fields(cmd + " x")[0], "berth-pause") }))
-	if mounts, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		for _, line := range strings.Split(string(mounts), "\n") {
-			f := strings.Fields(line)
-			if len(f) < 5 || !(strings.HasPrefix(f[4], s.d.Dir) || strings.Contains(f[4], "containerd-mount")) {
-				continue
-			}
-			if strings.Contains(line, " - nsfs ") {
-				c["namespace pins"]++
-			} else {
-				c["mounts"]++
-			}
-		}
-	}
-	if out, err := exec.Command("ip", "-o", "link").Output(); err == nil {
-		c["veths"] = strings.Count(string(out), "veth")
-	}
-	entries, _ := os.ReadDir(filepath.Join("/var/lib/cni/networks", soakNetwork))
-	for _, e := range entries {
-		if strings.Count(e.Name(), ".") == 3 {
-			c["IPs"]++
-		}
-	}
-	if out, err := exec.Command("iptables-save").Output(); err == nil {
-		c["iptables rules"] = strings.Count(string(out), "\n-A ")
-	}
-	for _, dir := range cgroupDirs(cgroupParent) {
-		if filepath.Base(dir) != cgroupParent {
-			c["cgroups"]++
-		}
-	}
-	for _, dir := range cgroupDirs("berth") {
-		if filepath.Base(dir) != "berth" {
-			c["cgroups"]++
-		}
-	}
-	c["pod directories"] = countEntries(filepath.Join(s.d.State, "pods"))
-	c["container directories"] = countEntries(filepath.Join(s.d.State, "containers"))
-	c["pending cgroups"] = countEntries(filepath.Join(s.d.State, "cgroups-pending"))
-	c["temporary mounts"] = countEntries(filepath.Join(s.d.State, "tmpmounts"))
-	filepath.WalkDir(filepath.Join(s.d.Root, "cni-cache"), func(_ string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			c["CNI cache files"]++
-		}
-		return nil
-	})
-	return c
-}
-
-func countEntries(dir string) int {
-	entries, _ := os.ReadDir(dir)
-	return len(entries)
-}
-
-// hierarchies are the node's cgroup mount points (v1 controllers and the v2 one).
-func hierarchies() []string {
-	var dirs []string
-	mounts, _ := os.ReadFile("/proc/self/mountinfo")
-	for _, line := range strings.Split(string(mounts), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && (strings.Contains(line, " - cgroup ") || strings.Contains(line, " - cgroup2 ")) {
-			dirs = append(dirs, f[4])
-		}
-	}
-	return dirs
-}
-
-// cgroupDirs lists the cgroup directory top and every one below it, in every hierarchy, the
-// deepest first.
-func cgroupDirs(top string) []string {
-	var dirs []string
-	for _, h := range hierarchies() {
-		filepath.WalkDir(filepath.Join(h, top), func(path string, d os.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				dirs = append(dirs, path)
-			}
-			return nil
-		})
-	}
-	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
-	return dirs
-}
-
-// processes lists the pids whose command line (arguments joined by spaces) matches.
-func processes(match func(string) bool) []int {
-	entries, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && len(b) > 0 && match(strings.ReplaceAll(string(b), "\x00", " ")) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-func equal(a, b map[string]int) bool {
-	for _, k := range sortedKeys(a, b) {
-		if a[k] != b[k] {
-			return false
-		}
-	}
-	return true
-}
-
-func sortedKeys(ms ...map[string]int) []string {
-	seen := map[string]bool{}
-	var keys []string
-	for _, m := range ms {
-		for k := range m {
-			if !seen[k] {
-				seen[k] = true
-				keys = append(keys, k)
-			}
-		}
-	}
-	sort.Strings(keys)
-	return keys
+// host is where this soak's pods leave traces.
+func (s *soak) host() traces.Host {
+	return traces.Host{Client: s.client, Daemon: s.d, Network: soakNetwork, CgroupParents: []string{cgroupParent}}
 }
