@@ -14,7 +14,7 @@ UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e '/test/e2e' -e '/test/kubelet'
 
 export PATH := $(BERTH_BIN_DIR):$(PATH)
 
-.PHONY: all build deps install run test unit e2e kubelet-smoke critest parity soak soak-quick vm-test vm-test-quick kind-image kind-up kind-down conformance security node-e2e bench fuzz lint clean
+.PHONY: all build deps install run test unit e2e kubelet-smoke critest parity soak soak-quick vm-test vm-test-quick kind-image kind-up kind-down conformance security fuzz-cri fuzz-cri-quick node-e2e bench fuzz lint clean
 
 all: build
 
@@ -46,7 +46,7 @@ install: build $(if $(DESTDIR),,deps)
 run: deps build
 	exec $(BIN)/berthd $(ARGS)
 
-test: deps build unit e2e kubelet-smoke critest parity soak-quick vm-test-quick
+test: deps build unit e2e kubelet-smoke critest parity soak-quick fuzz-cri-quick vm-test-quick
 
 unit:
 	$(GO) test -count=1 $(UNIT_PKGS)
@@ -89,6 +89,15 @@ soak: deps build
 # About 10 minutes here.
 security: deps build
 	BERTH_BIN=$(BIN) $(GO) run ./test/security
+	FUZZTIME=$(FUZZTIME_CRI) BERTH_BIN=$(BIN) $(GO) run ./test/fuzzcri
+
+# The CRI fuzz alone (test/fuzzcri): every RPC of a live berthd with hostile requests for
+# FUZZTIME_CRI, then the node checked for leaks; prints "fuzzcri: N calls, N panics, N leaks".
+fuzz-cri: build
+	FUZZTIME=$(FUZZTIME_CRI) BERTH_BIN=$(BIN) $(GO) run ./test/fuzzcri
+
+fuzz-cri-quick: build
+	FUZZTIME=30s BERTH_BIN=$(BIN) $(GO) run ./test/fuzzcri
 
 soak-quick: build
 	SOAK_CYCLES=30 BERTH_BIN=$(BIN) $(GO) run ./test/soak
@@ -139,6 +148,7 @@ conformance: deps build
 
 # Fuzz the request translation: each target for FUZZTIME (the seeds run in make unit too).
 FUZZTIME ?= 30s
+FUZZTIME_CRI ?= 2m
 fuzz:
 	$(GO) test ./runtime/spec/ -run '^$$' -fuzz '^FuzzGenerate$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./runtime/ -run '^$$' -fuzz '^FuzzSandboxConfig$$' -fuzztime $(FUZZTIME)
