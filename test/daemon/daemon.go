@@ -307,6 +307,12 @@ func killUnder(dir string) {
 }
 
 func processesMentioning(s string) []int {
+	return Processes(func(cmdline string) bool { return strings.Contains(cmdline, s) })
+}
+
+// Processes lists the pids (this process's aside) whose command line, its arguments joined by
+// spaces, matches.
+func Processes(match func(cmdline string) bool) []int {
 	entries, _ := os.ReadDir("/proc")
 	var pids []int
 	for _, e := range entries {
@@ -314,8 +320,8 @@ func processesMentioning(s string) []int {
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && bytes.Contains(cmdline, []byte(s)) {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && len(b) > 0 && match(strings.ReplaceAll(string(b), "\x00", " ")) {
 			pids = append(pids, pid)
 		}
 	}

@@ -33,7 +33,7 @@ func TestAdvisoryAnnotationsReachTheSpecOnlyThroughTheAllowlist(t *testing.T) {
 	for k, v := range hostile {
 		cfg.Annotations[k], cfg.Labels[k] = v, v
 	}
-	e := &containerEnv{d: d, pod: runPod(t, d, cfg), podCfg: cfg, logDir: cfg.LogDirectory}
+	e := runPodEnv(t, d, cfg)
 	id := e.run(t, "app", func(c *runtimeapi.ContainerConfig) {
 		c.Annotations = map[string]string{"example.org/mode": "from-the-container", "example.com/container": "no"}
 		c.Labels = map[string]string{}

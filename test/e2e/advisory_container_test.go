@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -152,6 +151,7 @@ func hostPID(t *testing.T, e *containerEnv, id string) string {
 // the pod's cgroup, escaping its limits and the kubelet's accounting. Every cgroup of such a
 // container's process is under the pod's cgroup parent.
 func TestAdvisoryUserNamespacedPodStaysInItsCgroup(t *testing.T) {
+	removeE2ECgroups(t)
 	_, hosts := serveImages(t, nil)
 	d := startDaemon(t, "--registry-config-dir", hosts, "--cni-conf-dir", podNetwork(t))
 	mustPull(t, d.Image, busyboxRef)
@@ -159,13 +159,7 @@ func TestAdvisoryUserNamespacedPodStaysInItsCgroup(t *testing.T) {
 	cfg.LogDirectory = t.TempDir()
 	cfg.Linux.CgroupParent = "/berth-e2e/advisory-userns-cgroup"
 	cfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions = usernsOptions(usernsHostID)
-	t.Cleanup(func() {
-		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/berth-e2e")
-		for _, d := range dirs {
-			syscall.Rmdir(d)
-		}
-	})
-	e := &containerEnv{d: d, pod: runPod(t, d, cfg), podCfg: cfg, logDir: cfg.LogDirectory}
+	e := runPodEnv(t, d, cfg)
 	id := e.run(t, "app", nil)
 	b, err := os.ReadFile("/proc/" + hostPID(t, e, id) + "/cgroup")
 	if err != nil {

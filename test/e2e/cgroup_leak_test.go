@@ -129,7 +129,7 @@ func TestPodCgroupParentRemovedOnlyWhenBerthMadeIt(t *testing.T) {
 		cfg := podConfig("parent")
 		cfg.LogDirectory = t.TempDir()
 		cfg.Linux.CgroupParent = test.parent
-		e := &containerEnv{d: d, pod: runPod(t, d, cfg), podCfg: cfg, logDir: cfg.LogDirectory}
+		e := runPodEnv(t, d, cfg)
 		e.run(t, "app", nil)
 		if len(cgroupsUnder(test.parent)) == 0 {
 			t.Fatalf("no cgroup %s while the pod runs", test.parent)
@@ -156,7 +156,7 @@ func TestPodCgroupParentRemovedOnlyWhenBerthMadeIt(t *testing.T) {
 		cfg := podConfig("shared")
 		cfg.LogDirectory = t.TempDir()
 		cfg.Linux.CgroupParent = "/berth-e2e/shared"
-		e := &containerEnv{d: d, pod: runPod(t, d, cfg), podCfg: cfg, logDir: cfg.LogDirectory}
+		e := runPodEnv(t, d, cfg)
 		e.run(t, "app", nil)
 		pods = append(pods, e)
 	}

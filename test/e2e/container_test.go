@@ -28,22 +28,36 @@ type containerEnv struct {
 
 func newContainerEnv(t *testing.T, podName string, berthdArgs ...string) *containerEnv {
 	t.Helper()
-	// Registered first, so it runs last, after the daemon's cleanup has removed the pods (and
-	// with them their cgroups): their common parent is the test's.
-	t.Cleanup(func() {
-		// The pods' cgroups go with the pods; their common parent is the test's.
-		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/berth-e2e")
-		for _, d := range dirs {
-			syscall.Rmdir(d)
-		}
-	})
+	removeE2ECgroups(t)
 	_, hosts := serveImages(t, nil)
 	d := startDaemon(t, append([]string{"--registry-config-dir", hosts, "--cni-conf-dir", podNetwork(t)}, berthdArgs...)...)
 	mustPull(t, d.Image, busyboxRef)
 	cfg := podConfig(podName)
 	cfg.LogDirectory = t.TempDir()
 	cfg.Linux.CgroupParent = "/berth-e2e/" + podName
+	return runPodEnv(t, d, cfg)
+}
+
+// runPodEnv runs pod cfg on d (in a log directory of its own unless it names one), for
+// containers.
+func runPodEnv(t *testing.T, d *daemon.Daemon, cfg *runtimeapi.PodSandboxConfig) *containerEnv {
+	t.Helper()
+	if cfg.LogDirectory == "" {
+		cfg.LogDirectory = t.TempDir()
+	}
 	return &containerEnv{d: d, pod: runPod(t, d, cfg), podCfg: cfg, logDir: cfg.LogDirectory}
+}
+
+// removeE2ECgroups removes, when the test ends, the parent of the cgroups of its pods (those
+// under /berth-e2e): registered before the daemon starts, it runs after the daemon's cleanup
+// has removed the pods, and their cgroups with them.
+func removeE2ECgroups(t *testing.T) {
+	t.Cleanup(func() {
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/berth-e2e")
+		for _, d := range dirs {
+			syscall.Rmdir(d)
+		}
+	})
 }
 
 func (e *containerEnv) create(t *testing.T, name string, mutate func(*runtimeapi.ContainerConfig)) string {
@@ -484,7 +498,7 @@ func TestPodShimShutdownDuringACreate(t *testing.T) {
 	for i := range 8 {
 		cfg := podConfig(fmt.Sprintf("handover-%d", i))
 		cfg.LogDirectory = t.TempDir()
-		e := &containerEnv{d: d, pod: runPod(t, d, cfg), podCfg: cfg, logDir: cfg.LogDirectory}
+		e := runPodEnv(t, d, cfg)
 		first := e.create(t, "first", func(c *runtimeapi.ContainerConfig) { c.Command = []string{"true"} })
 		next := e.create(t, "next", nil)
 		e.start(t, first)
@@ -507,7 +521,7 @@ func TestRemoveContainerAsItExits(t *testing.T) {
 	for i := range 12 {
 		cfg := podConfig(fmt.Sprintf("remove-as-it-exits-%d", i))
 		cfg.LogDirectory = t.TempDir()
-		e := &containerEnv{d: d, pod: runPod(t, d, cfg), podCfg: cfg, logDir: cfg.LogDirectory}
+		e := runPodEnv(t, d, cfg)
 		// Exits a little later each time, so that some removal meets the exit.
 		id := e.create(t, "brief", func(c *runtimeapi.ContainerConfig) {
 			c.Command = []string{"sh", "-c", fmt.Sprintf("usleep %d", i*5000)}

@@ -62,7 +62,7 @@ func newSharedPIDEnv(t *testing.T) *containerEnv {
 	cfg := podConfig("dead-infra")
 	cfg.LogDirectory = t.TempDir()
 	cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
-	return &containerEnv{d: d, pod: runPod(t, d, cfg), podCfg: cfg, logDir: cfg.LogDirectory}
+	return runPodEnv(t, d, cfg)
 }
 
 // The same when the infra process died while berthd was down: the restarted berthd finds it.

@@ -32,7 +32,7 @@ func TestUserNamespacedPod(t *testing.T) {
 	cfg := podConfig("userns")
 	cfg.LogDirectory = t.TempDir()
 	cfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions = usernsOptions(usernsHostID)
-	env := &containerEnv{d: d, pod: runPod(t, d, cfg), podCfg: cfg, logDir: cfg.LogDirectory}
+	env := runPodEnv(t, d, cfg)
 
 	plain := t.TempDir() // a volume as the node has it: root's, world-writable
 	os.Chmod(plain, 0o777)
@@ -122,7 +122,7 @@ func TestUserNamespaceSharedPID(t *testing.T) {
 	cfg := podConfig("userns-pid")
 	cfg.LogDirectory = t.TempDir()
 	cfg.Linux.SecurityContext.NamespaceOptions = &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_POD, UsernsOptions: usernsOptions(usernsHostID + 65536)}
-	env := &containerEnv{d: d, pod: runPod(t, d, cfg), podCfg: cfg, logDir: cfg.LogDirectory}
+	env := runPodEnv(t, d, cfg)
 	id := env.run(t, "app", nil)
 	if ps := env.exec(t, id, "ps", "-o", "pid,user,args"); !strings.Contains(ps, "/pause") {
 		t.Errorf("the pod's infra process is not in the container's PID namespace:\n%s", ps)

@@ -368,7 +368,7 @@ func (s *soak) inject(kind string) {
 
 // killShims kills the shims of this berthd's containerd: the pod's, one pod running at a time.
 func (s *soak) killShims() {
-	for _, pid := range traces.Processes(func(cmd string) bool {
+	for _, pid := range daemon.Processes(func(cmd string) bool {
 		return strings.Contains(cmd, "containerd-shim") && strings.Contains(cmd, s.d.State)
 	}) {
 		syscall.Kill(pid, syscall.SIGKILL)

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -87,10 +86,10 @@ func (h Host) Count() map[string]int {
 	if err := h.Client.ContentStore().Walk(ctx, func(content.Info) error { n++; return nil }); err == nil {
 		c["content blobs"] = n
 	}
-	c["shims"] = len(Processes(func(cmd string) bool {
+	c["shims"] = len(daemon.Processes(func(cmd string) bool {
 		return strings.Contains(cmd, "containerd-shim") && strings.Contains(cmd, h.Daemon.State)
 	}))
-	c["infra processes"] = len(Processes(func(cmd string) bool { return strings.HasSuffix(strings.Fields(cmd + " x")[0], "berth-pause") }))
+	c["infra processes"] = len(daemon.Processes(func(cmd string) bool { return strings.HasSuffix(strings.Fields(cmd + " x")[0], "berth-pause") }))
 	if mounts, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
 		for _, line := range strings.Split(string(mounts), "\n") {
 			f := strings.Fields(line)
@@ -168,23 +167,6 @@ func CgroupDirs(top string) []string {
 	}
 	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
 	return dirs
-}
-
-// Processes lists the pids whose command line (arguments joined by spaces) matches.
-func Processes(match func(string) bool) []int {
-	entries, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && len(b) > 0 && match(strings.ReplaceAll(string(b), "\x00", " ")) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 func equal(a, b map[string]int) bool {
