@@ -120,6 +120,18 @@ func Catalog(src Sources) (map[string]v1.Image, error) {
 		return nil, err
 	}
 
+	// The update demo's images (kubectl's Update Demo conformance specs): a web server on port 80
+	// whose data.json names its picture, as the real nginx-based ones serve it.
+	for _, pic := range []string{"nautilus", "kitten"} {
+		site, err := layer(file("srv/update-demo/data.json", 0o644, []byte(`{"image": "`+pic+`.jpg"}`+"\n")),
+			file("srv/update-demo/"+pic+".jpg", 0o644, []byte(pic+"\n")))
+		if err != nil {
+			return nil, err
+		}
+		specs[e2eImages+pic+":1.8"] = spec{v1.Config{Cmd: []string{"httpd", "-f", "-p", "80", "-h", "/srv/update-demo"}, Env: []string{defaultPath},
+			ExposedPorts: map[string]struct{}{"80/tcp": {}}}, []v1.Layer{b.base, site}}
+	}
+
 	if err := addAdvisoryImages(b, func(ref string, cfg v1.Config, layers ...v1.Layer) {
 		specs[ref] = spec{cfg, layers}
 	}); err != nil {
