@@ -227,7 +227,7 @@ func runSuite(dir, report, kubeBin, endpoint, processName string, skips []ratche
 		skip += "|" + longSkip
 	}
 	for _, s := range skips {
-		skip += "|" + regexp.QuoteMeta(specText(s.Spec))
+		skip += "|" + regexp.QuoteMeta(ratchet.SpecText(s.Spec))
 	}
 	procs := os.Getenv("NODE_E2E_PROCS")
 	if procs == "" {
@@ -274,15 +274,6 @@ func runSuite(dir, report, kubeBin, endpoint, processName string, skips []ratche
 		return exit.ExitCode(), nil
 	}
 	return 0, err
-}
-
-// specText is a spec's text as ginkgo's --skip matches it: its name in the JUnit report without
-// the labels the report appends ("[sig-node, NodeConformance]").
-func specText(name string) string {
-	if i := strings.LastIndex(name, " ["); i >= 0 && strings.HasSuffix(name, "]") && strings.Contains(name[i:], ", ") {
-		return name[:i]
-	}
-	return name
 }
 
 // pathWithoutSystemdRun returns a PATH in which systemd-run is not found. The suite starts the

@@ -185,3 +185,12 @@ func Score(w io.Writer, suite string, results []Result, expected map[string]bool
 	}
 	return 0
 }
+
+// SpecText is a spec's text as ginkgo's --skip matches it: its name in the JUnit report without
+// the labels the report appends ("[sig-node, NodeConformance]").
+func SpecText(name string) string {
+	if i := strings.LastIndex(name, " ["); i >= 0 && strings.HasSuffix(name, "]") && strings.Contains(name[i:], ", ") {
+		return name[:i]
+	}
+	return name
+}

@@ -131,7 +131,7 @@ func run() (int, error) {
 
 	skip := `\[Disruptive\]|\[Flaky\]`
 	for _, s := range skips {
-		skip += "|" + regexp.QuoteMeta(s.Spec)
+		skip += "|" + regexp.QuoteMeta(ratchet.SpecText(s.Spec))
 	}
 	args := []string{
 		"--procs=" + procs, "--timeout=" + timeout, "--no-color", "--focus=" + focus, "--skip=" + skip,

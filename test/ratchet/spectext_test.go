@@ -1,4 +1,4 @@
-package main
+package ratchet
 
 import "testing"
 
@@ -8,8 +8,8 @@ func TestSpecText(t *testing.T) {
 		"[sig-node] PrivilegedPod should enable privileged commands [LinuxOnly] [NodeConformance] [sig-node, NodeConformance]":                 "[sig-node] PrivilegedPod should enable privileged commands [LinuxOnly] [NodeConformance]",
 		"a spec without labels [NodeConformance]": "a spec without labels [NodeConformance]",
 	} {
-		if got := specText(name); got != want {
-			t.Errorf("specText(%q) = %q, want %q", name, got, want)
+		if got := SpecText(name); got != want {
+			t.Errorf("SpecText(%q) = %q, want %q", name, got, want)
 		}
 	}
 }
