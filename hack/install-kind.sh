@@ -100,6 +100,8 @@ if [ "${1:-}" = --conformance ]; then
 		stamp "$bin" e2e.test "$KUBERNETES_VERSION"
 	fi
 	bash "$here/install-node-e2e.sh" --tools
+	# The Aggregator spec's sample API server, Kubernetes' staging module of the same release.
+	component sample-apiserver "v0.${KUBERNETES_VERSION#v1.}" k8s.io/sample-apiserver
 	# agnhost's base for the conformance suite (test/images: AgnhostRootFS): Debian with the
 	# network tools the real agnhost image has, whose options the specs use.
 	cache=${KIND_CACHE:-/var/cache/berth/kind}

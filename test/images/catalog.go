@@ -40,6 +40,9 @@ type Sources struct {
 	// conformance specs run those tools (`nc -v -t`, `dig +search`), which busybox's applets do
 	// not take.
 	AgnhostRootFS string
+	// SampleAPIServer, when set, is k8s.io/sample-apiserver's binary (hack/install-kind.sh
+	// --conformance): the catalog then has the image of the conformance suite's Aggregator spec.
+	SampleAPIServer string
 }
 
 // Catalog returns every image by its full reference (registry/repository:tag).
@@ -136,6 +139,18 @@ func Catalog(src Sources) (map[string]v1.Image, error) {
 		specs[ref] = spec{cfg, layers}
 	}); err != nil {
 		return nil, err
+	}
+
+	if src.SampleAPIServer != "" {
+		bin, err := os.ReadFile(src.SampleAPIServer)
+		if err != nil {
+			return nil, err
+		}
+		l, err := layer(file("sample-apiserver", 0o755, bin))
+		if err != nil {
+			return nil, err
+		}
+		specs[e2eImages+"sample-apiserver:1.29.2"] = spec{v1.Config{Entrypoint: []string{"/sample-apiserver"}, Env: []string{defaultPath}}, []v1.Layer{b.base, l}}
 	}
 
 	if src.Agnhost != "" {

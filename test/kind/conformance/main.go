@@ -73,7 +73,7 @@ func run() (int, error) {
 	kindBin := daemon.EnvOr("KIND_DIR", "/opt/berth/kind") + "/bin"
 	kubeBin := daemon.KubeBinDir()
 	agnhostRootFS := filepath.Join(daemon.EnvOr("KIND_CACHE", "/var/cache/berth/kind"), "agnhost-rootfs.tar")
-	for _, b := range []string{filepath.Join(kindBin, "e2e.test"), filepath.Join(kubeBin, "ginkgo"), filepath.Join(kubeBin, "agnhost"), agnhostRootFS} {
+	for _, b := range []string{filepath.Join(kindBin, "e2e.test"), filepath.Join(kindBin, "sample-apiserver"), filepath.Join(kubeBin, "ginkgo"), filepath.Join(kubeBin, "agnhost"), agnhostRootFS} {
 		if _, err := os.Stat(b); err != nil {
 			return 0, fmt.Errorf("%s is missing: run hack/install-kind.sh --conformance (make conformance does)", b)
 		}
@@ -101,7 +101,7 @@ func run() (int, error) {
 		return 0, err
 	}
 	start := time.Now()
-	src := images.Sources{Agnhost: filepath.Join(kubeBin, "agnhost"), AgnhostRootFS: agnhostRootFS}
+	src := images.Sources{Agnhost: filepath.Join(kubeBin, "agnhost"), AgnhostRootFS: agnhostRootFS, SampleAPIServer: filepath.Join(kindBin, "sample-apiserver")}
 	reg, catalog, err := images.ServeSources(moduleDir, tmp, src, gateway+":0")
 	if err != nil {
 		return 0, err
