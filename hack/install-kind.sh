@@ -91,6 +91,7 @@ component() {
 }
 component etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3
 component coredns "$COREDNS_VERSION" github.com/coredns/coredns
+component local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION" github.com/rancher/local-path-provisioner
 
 if [ "${1:-}" = --conformance ]; then
 	if ! fresh "$bin" e2e.test "$KUBERNETES_VERSION"; then

@@ -3,7 +3,9 @@ package images
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -21,12 +23,21 @@ type ControlPlaneSources struct {
 	// RootFS is an uncompressed tar of a Debian root file system with iptables, nftables and
 	// conntrack: kube-proxy's base, as Kubernetes' own kube-proxy image is Debian's iptables.
 	RootFS string
+	// Busybox is a static busybox: the local-path provisioner's helper image (it runs the
+	// provisioner's setup and teardown scripts).
+	Busybox string
 	// KubernetesVersion, and the tags kubeadm gives etcd ("3.7.0-0"), CoreDNS and pause.
 	KubernetesVersion, EtcdTag, CoreDNSTag, PauseTag string
 }
 
-// KindNetRef is the image of the pod network of berth's kind nodes (default-cni.yaml runs it).
-const KindNetRef = "localhost/berth/kind-net:1"
+// The images of berth's kind nodes besides the control plane's: the pod network's
+// (default-cni.yaml runs it) and the default StorageClass's provisioner and its helper
+// (default-storage.yaml runs them; the provisioner is BinDir's local-path-provisioner).
+const (
+	KindNetRef           = "localhost/berth/kind-net:1"
+	LocalPathProvisioner = "localhost/berth/local-path-provisioner:1"
+	LocalPathHelper      = "localhost/berth/local-path-helper:1"
+)
 
 // ControlPlane builds the images kubeadm's control plane runs (`kubeadm config images list`),
 // by their registry.k8s.io names: each component's static binary where its manifests look for
@@ -79,6 +90,25 @@ func ControlPlane(src ControlPlaneSources) (map[string]v1.Image, error) {
 	}
 	if err := binary(KindNetRef, "", src.Net, "usr/local/bin/berth-kind-net",
 		v1.Config{Env: path, Entrypoint: []string{"/usr/local/bin/berth-kind-net"}}, rootfs); err != nil {
+		return nil, err
+	}
+	if err := binary(LocalPathProvisioner, "local-path-provisioner", "", "usr/local/bin/local-path-provisioner",
+		v1.Config{Env: path, Entrypoint: []string{"/usr/local/bin/local-path-provisioner"}}); err != nil {
+		return nil, err
+	}
+	busybox, err := os.ReadFile(src.Busybox)
+	if err != nil {
+		return nil, fmt.Errorf("local-path helper image: %w", err)
+	}
+	applets, err := exec.Command(src.Busybox, "--list-full").Output()
+	if err != nil {
+		return nil, fmt.Errorf("list busybox applets: %w", err)
+	}
+	helper, err := baseLayer(busybox, strings.Fields(string(applets)))
+	if err != nil {
+		return nil, err
+	}
+	if out[LocalPathHelper], err = b.image(v1.Config{Env: path, Cmd: []string{"sh"}}, helper); err != nil {
 		return nil, err
 	}
 	pause, err := os.ReadFile(src.Pause)

@@ -388,3 +388,62 @@ func TestCoreDNSAnswers(t *testing.T) {
 		t.Errorf("nslookup kubernetes.default.svc.cluster.local: %q, %v; want %s", out, err, svc)
 	}
 }
+
+// TestDefaultStorage: a claim of the default StorageClass ("standard", local-path-provisioner,
+// as on kind's own nodes) is provisioned for the pod that uses it, which writes into it; the
+// volume goes when the claim does.
+func TestDefaultStorage(t *testing.T) {
+	loadImages(t)
+	namespace(t)
+	if out := kubectl(t, "get", "storageclass", "-o", `jsonpath={range .items[*]}{.metadata.name} {.provisioner} {.metadata.annotations.storageclass\.kubernetes\.io/is-default-class}{"\n"}{end}`); !strings.Contains(out, "standard rancher.io/local-path true") {
+		t.Fatalf("storage classes:\n%s\nwant standard, rancher.io/local-path, the default", out)
+	}
+	apply(t, `apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: data
+  namespace: `+ns+`
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 16Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: writer
+  namespace: `+ns+`
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: `+busybox+`
+    imagePullPolicy: Never
+    command: ["sh", "-c", "echo kept > /data/file && cat /data/file"]
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes:
+  - name: data
+    persistentVolumeClaim: {claimName: data}
+`)
+	var phase string
+	deadline := time.Now().Add(3 * time.Minute)
+	for ; time.Now().Before(deadline); time.Sleep(2 * time.Second) {
+		phase, _ = kubectlErr("-n", ns, "get", "pod", "writer", "-o", "jsonpath={.status.phase}")
+		if phase == "Succeeded" || phase == "Failed" {
+			break
+		}
+	}
+	if phase != "Succeeded" {
+		events, _ := kubectlErr("-n", ns, "get", "events", "--sort-by=.lastTimestamp")
+		t.Fatalf("the pod writing into the claim: %q, want Succeeded\n%s", phase, events)
+	}
+	if out := kubectl(t, "-n", ns, "logs", "writer"); strings.TrimSpace(out) != "kept" {
+		t.Errorf("the pod read %q back from its volume", out)
+	}
+	pv := kubectl(t, "-n", ns, "get", "pvc", "data", "-o", "jsonpath={.spec.volumeName}")
+	kubectl(t, "-n", ns, "delete", "pod", "writer", "--wait=true")
+	kubectl(t, "-n", ns, "delete", "pvc", "data", "--wait=true")
+	waitFor(t, "the volume "+pv+" to go with its claim", func() bool {
+		_, err := kubectlErr("get", "pv", pv)
+		return err != nil
+	})
+}

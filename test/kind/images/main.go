@@ -1,6 +1,7 @@
 // Command images writes the control plane images of berth's kind node image (make kind-image)
 // as image archives, one per image, for `ctr images import`: the images `kubeadm config images
-// list` names for the pinned Kubernetes version and the pod network's, built here
+// list` names for the pinned Kubernetes version, the pod network's and the local-path
+// provisioner's, built here
 // (test/images.ControlPlane). It prints the archives' paths.
 //
 // Usage: images -bin DIR -pause FILE -net FILE -rootfs TAR -out DIR
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -43,10 +45,15 @@ func run(bin, pause, net, rootfs, out string) error {
 	if err != nil {
 		return fmt.Errorf("kubeadm config images list: %w", err)
 	}
-	src := images.ControlPlaneSources{BinDir: bin, Pause: pause, Net: net, RootFS: rootfs, KubernetesVersion: version}
-	wanted := append(strings.Fields(string(list)), images.KindNetRef)
+	busybox, err := images.BusyboxPath()
+	if err != nil {
+		return err
+	}
+	src := images.ControlPlaneSources{BinDir: bin, Pause: pause, Net: net, RootFS: rootfs, Busybox: busybox, KubernetesVersion: version}
+	ours := []string{images.KindNetRef, images.LocalPathProvisioner, images.LocalPathHelper}
+	wanted := append(strings.Fields(string(list)), ours...)
 	for _, ref := range wanted {
-		if ref == images.KindNetRef {
+		if slices.Contains(ours, ref) {
 			continue
 		}
 		repo, tag, _ := strings.Cut(ref[strings.LastIndex(ref, "/")+1:], ":")
