@@ -3,7 +3,7 @@
 // the node for the harm it did to them, with the stream abuse at BERTH_STREAM_ABUSE rounds
 // (1000 unless set). It keeps score as the other suites do: every test in expected-pass.txt
 // must pass. It prints "security: N passed, N failed, N skipped"; a failed test's output is
-// printed in full.
+// printed in full, a passing one's log lines (what it measured).
 package main
 
 import (
@@ -88,8 +88,17 @@ func read(r io.Reader, w io.Writer) ([]ratchet.Result, error) {
 			outcome := map[string]string{"pass": ratchet.Passed, "fail": ratchet.Failed, "skip": ratchet.Skipped}[e.Action]
 			results = append(results, ratchet.Result{Name: e.Test, Outcome: outcome})
 			fmt.Fprintf(w, "security: %s %s\n", e.Action, e.Test)
-			if e.Action == "fail" && output[e.Test] != nil {
-				fmt.Fprint(w, output[e.Test].String())
+			if out := output[e.Test]; out != nil {
+				if e.Action == "fail" {
+					fmt.Fprint(w, out.String())
+				} else {
+					// What a passing test measured (its t.Log lines): the evidence.
+					for _, line := range strings.Split(out.String(), "\n") {
+						if strings.Contains(line, "_test.go:") {
+							fmt.Fprintf(w, "security:   %s\n", strings.TrimSpace(line))
+						}
+					}
+				}
 			}
 			delete(output, e.Test)
 		}
