@@ -14,7 +14,7 @@ UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e '/test/e2e' -e '/test/kubelet'
 
 export PATH := $(BERTH_BIN_DIR):$(PATH)
 
-.PHONY: all build deps install run test unit e2e kubelet-smoke critest parity soak soak-quick vm-test vm-test-quick kind-image kind-up kind-down conformance security fuzz-cri fuzz-cri-quick node-e2e bench fuzz lint clean
+.PHONY: all build deps install run test unit e2e kubelet-smoke critest parity soak soak-quick vm-test vm-test-quick kind-image kind-up kind-down conformance security fuzz-cri fuzz-cri-quick criu node-e2e bench fuzz lint clean
 
 all: build
 
@@ -90,6 +90,11 @@ soak: deps build
 security: deps build
 	BERTH_BIN=$(BIN) $(GO) run ./test/security
 	FUZZTIME=$(FUZZTIME_CRI) BERTH_BIN=$(BIN) $(GO) run ./test/fuzzcri
+
+# CRIU for checkpoint and restore (issue 30, under way): Debian trixie's criu and its libraries
+# in CRIU_DIR, the wrapper BERTH_BIN_DIR/criu that runc finds. Not yet part of deps.
+criu:
+	bash hack/install-criu.sh
 
 # The CRI fuzz alone (test/fuzzcri): every RPC of a live berthd with hostile requests for
 # FUZZTIME_CRI, then the node checked for leaks; prints "fuzzcri: N calls, N panics, N leaks".
