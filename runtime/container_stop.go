@@ -2,16 +2,13 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"syscall"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
-	"github.com/containerd/ttrpc"
 	"github.com/moby/sys/signal"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -87,7 +84,7 @@ func (r *Runtime) stopContainer(ctx context.Context, c *Container, grace time.Du
 // ("ttrpc: closed"). The exit is then recorded within moments; waited for here, a few seconds at
 // most.
 func exitedUnderKill(ctx context.Context, exited <-chan struct{}, err error) bool {
-	if !errors.Is(err, ttrpc.ErrClosed) && !strings.Contains(err.Error(), ttrpc.ErrClosed.Error()) {
+	if !shimClosed(err) {
 		return false
 	}
 	select {

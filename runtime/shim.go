@@ -389,7 +389,7 @@ func (r *Runtime) ensureShim(ctx context.Context, sb *Sandbox) error {
 // under the create. The create is then worth a second try, which starts the shim again.
 func (r *Runtime) shimLeftDuringCreate(ctx context.Context, podID string, err error) bool {
 	sb, serr := r.sandboxes.get(podID)
-	if serr != nil || !sb.OwnShim || !(errors.Is(err, ttrpc.ErrClosed) || strings.Contains(err.Error(), ttrpc.ErrClosed.Error())) {
+	if serr != nil || !sb.OwnShim || !shimClosed(err) {
 		return false
 	}
 	r.log.Info("the pod's shim shut down during a task create; creating it again", "sandbox", podID, "error", err)
@@ -414,7 +414,13 @@ func (r *Runtime) shimListening(sb *Sandbox) bool {
 // listens on its socket. containerd does not clean up after a shim it did not start, and
 // reports nothing for its tasks.
 func (r *Runtime) shimGone(sb *Sandbox, waitErr error) bool {
-	return (waitErr != nil && strings.Contains(waitErr.Error(), ttrpc.ErrClosed.Error())) || !r.shimListening(sb)
+	return shimClosed(waitErr) || !r.shimListening(sb)
+}
+
+// shimClosed reports whether err says a shim's connection is closed ("ttrpc: closed"), as
+// containerd passes it on: wrapped, or only as text through its gRPC API.
+func shimClosed(err error) bool {
+	return err != nil && (errors.Is(err, ttrpc.ErrClosed) || strings.Contains(err.Error(), ttrpc.ErrClosed.Error()))
 }
 
 // reapOrphanedTask cleans up after container c, whose shim died under it: runc kills what is

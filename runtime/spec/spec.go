@@ -6,6 +6,7 @@ package spec
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"sort"
 
@@ -172,11 +173,11 @@ const (
 // (org.systemd.property.*, org.criu.config), and a pod must not steer them.
 func annotations(in Input) map[string]string {
 	md := in.Sandbox.Config.GetMetadata()
-	out := map[string]string{}
-	for k, v := range in.Annotations {
-		out[k] = v
+	out := maps.Clone(in.Annotations)
+	if out == nil {
+		out = map[string]string{}
 	}
-	for k, v := range map[string]string{
+	maps.Copy(out, map[string]string{
 		GroupAnnotation:            in.Sandbox.ID,
 		annotationContainerType:    "container",
 		annotationContainerName:    in.Config.GetMetadata().GetName(),
@@ -185,9 +186,7 @@ func annotations(in Input) map[string]string {
 		annotationSandboxName:      md.GetName(),
 		annotationSandboxNamespace: md.GetNamespace(),
 		annotationSandboxUID:       md.GetUid(),
-	} {
-		out[k] = v
-	}
+	})
 	return out
 }
 

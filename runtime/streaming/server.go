@@ -74,10 +74,10 @@ func New(opts Options, rt kubestreaming.Runtime) (*Server, error) {
 // GetExec hands out a URL for an exec: one of berth's tokens (see tokens.go).
 func (s *Server) GetExec(req *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse, error) {
 	resp, err := s.Server.GetExec(req)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		resp.Url, err = s.seal(resp.Url)
 	}
-	if resp.Url, err = s.seal(resp.Url); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	return resp, nil
@@ -86,10 +86,10 @@ func (s *Server) GetExec(req *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse,
 // GetAttach hands out a URL for an attach: one of berth's tokens.
 func (s *Server) GetAttach(req *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error) {
 	resp, err := s.Server.GetAttach(req)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		resp.Url, err = s.seal(resp.Url)
 	}
-	if resp.Url, err = s.seal(resp.Url); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	return resp, nil
@@ -98,10 +98,10 @@ func (s *Server) GetAttach(req *runtimeapi.AttachRequest) (*runtimeapi.AttachRes
 // GetPortForward hands out a URL for a port-forward: one of berth's tokens.
 func (s *Server) GetPortForward(req *runtimeapi.PortForwardRequest) (*runtimeapi.PortForwardResponse, error) {
 	resp, err := s.Server.GetPortForward(req)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		resp.Url, err = s.seal(resp.Url)
 	}
-	if resp.Url, err = s.seal(resp.Url); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	return resp, nil

@@ -18,9 +18,7 @@ func TestAdvisoryAnnotationsReachTheSpecOnlyThroughTheAllowlist(t *testing.T) {
 	if err := os.WriteFile(conf, []byte("[pod-annotations]\nrunc = [\"example.com/*\"]\n[container-annotations]\nrunc = [\"example.org/mode\"]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, hosts := serveImages(t, nil)
-	d := startDaemon(t, "--config", conf, "--registry-config-dir", hosts, "--cni-conf-dir", podNetwork(t))
-	mustPull(t, d.Image, busyboxRef)
+	d := busyboxDaemon(t, "--config", conf)
 	hostile := map[string]string{
 		"org.systemd.property.CPUQuota": "100000%", "org.systemd.property.Delegate": "yes",
 		"org.criu.config": "/etc/shadow", "bundle": "/", "io.containerd.runc.v2.group": "another-pod",

@@ -152,9 +152,7 @@ func hostPID(t *testing.T, e *containerEnv, id string) string {
 // container's process is under the pod's cgroup parent.
 func TestAdvisoryUserNamespacedPodStaysInItsCgroup(t *testing.T) {
 	removeE2ECgroups(t)
-	_, hosts := serveImages(t, nil)
-	d := startDaemon(t, "--registry-config-dir", hosts, "--cni-conf-dir", podNetwork(t))
-	mustPull(t, d.Image, busyboxRef)
+	d := busyboxDaemon(t)
 	cfg := podConfig("advisory-userns-cgroup")
 	cfg.LogDirectory = t.TempDir()
 	cfg.Linux.CgroupParent = "/berth-e2e/advisory-userns-cgroup"

@@ -52,9 +52,7 @@ exec %[2]s "$@"
 	}
 	removeCgroupTree("berth-e2e/cutoff") // what a failed run left would make the parent the kubelet's
 	t.Cleanup(func() { removeCgroupTree("berth-e2e/cutoff") })
-	_, hosts := serveImages(t, nil)
-	d := startDaemon(t, "--registry-config-dir", hosts, "--cni-conf-dir", podNetwork(t), "--runtime-handler", "cutoff="+wrapper)
-	mustPull(t, d.Image, busyboxRef)
+	d := busyboxDaemon(t, "--runtime-handler", "cutoff="+wrapper)
 	cfg := podConfig("cutoff")
 	cfg.LogDirectory = t.TempDir()
 	cfg.Linux.CgroupParent = "/berth-e2e/cutoff"
@@ -107,9 +105,7 @@ func removeCgroupTree(path string) {
 // A pod's cgroup parent that was there before the pod (the kubelet makes it, with the pod's
 // limits) stays when the pod is removed, as with containerd; one that was not goes with the pod.
 func TestPodCgroupParentRemovedOnlyWhenBerthMadeIt(t *testing.T) {
-	_, hosts := serveImages(t, nil)
-	d := startDaemon(t, "--registry-config-dir", hosts, "--cni-conf-dir", podNetwork(t))
-	mustPull(t, d.Image, busyboxRef)
+	d := busyboxDaemon(t)
 	for _, p := range []string{"berth-e2e/kubelets-pod", "berth-e2e/berths-pod", "berth-e2e/shared"} {
 		removeCgroupTree(p)
 		t.Cleanup(func() { removeCgroupTree(p) })

@@ -29,13 +29,21 @@ type containerEnv struct {
 func newContainerEnv(t *testing.T, podName string, berthdArgs ...string) *containerEnv {
 	t.Helper()
 	removeE2ECgroups(t)
-	_, hosts := serveImages(t, nil)
-	d := startDaemon(t, append([]string{"--registry-config-dir", hosts, "--cni-conf-dir", podNetwork(t)}, berthdArgs...)...)
-	mustPull(t, d.Image, busyboxRef)
+	d := busyboxDaemon(t, berthdArgs...)
 	cfg := podConfig(podName)
 	cfg.LogDirectory = t.TempDir()
 	cfg.Linux.CgroupParent = "/berth-e2e/" + podName
 	return runPodEnv(t, d, cfg)
+}
+
+// busyboxDaemon starts a berthd on the test's registry and pod network (with extra arguments)
+// and pulls busybox into it.
+func busyboxDaemon(t *testing.T, berthdArgs ...string) *daemon.Daemon {
+	t.Helper()
+	_, hosts := serveImages(t, nil)
+	d := startDaemon(t, append([]string{"--registry-config-dir", hosts, "--cni-conf-dir", podNetwork(t)}, berthdArgs...)...)
+	mustPull(t, d.Image, busyboxRef)
+	return d
 }
 
 // runPodEnv runs pod cfg on d (in a log directory of its own unless it names one), for
@@ -492,9 +500,7 @@ func grepLines(s, sub string) string {
 // only other one exits (an init container and the next, say) lost its create to that ("ttrpc:
 // closed", seen in the node e2e suite's HostPath subPath spec). It now starts.
 func TestPodShimShutdownDuringACreate(t *testing.T) {
-	_, hosts := serveImages(t, nil)
-	d := startDaemon(t, "--registry-config-dir", hosts, "--cni-conf-dir", podNetwork(t))
-	mustPull(t, d.Image, busyboxRef)
+	d := busyboxDaemon(t)
 	for i := range 8 {
 		cfg := podConfig(fmt.Sprintf("handover-%d", i))
 		cfg.LogDirectory = t.TempDir()
@@ -515,9 +521,7 @@ func TestPodShimShutdownDuringACreate(t *testing.T) {
 // task and the shim shut down) and failed with "kill container <id>: ttrpc: closed" (critest,
 // about one run in seven). The container is removed.
 func TestRemoveContainerAsItExits(t *testing.T) {
-	_, hosts := serveImages(t, nil)
-	d := startDaemon(t, "--registry-config-dir", hosts, "--cni-conf-dir", podNetwork(t))
-	mustPull(t, d.Image, busyboxRef)
+	d := busyboxDaemon(t)
 	for i := range 12 {
 		cfg := podConfig(fmt.Sprintf("remove-as-it-exits-%d", i))
 		cfg.LogDirectory = t.TempDir()

@@ -56,9 +56,7 @@ func TestPodWithADeadInfraProcessIsNotReady(t *testing.T) {
 // newSharedPIDEnv is newContainerEnv's pod, sharing its PID namespace.
 func newSharedPIDEnv(t *testing.T) *containerEnv {
 	t.Helper()
-	_, hosts := serveImages(t, nil)
-	d := startDaemon(t, "--registry-config-dir", hosts, "--cni-conf-dir", podNetwork(t))
-	mustPull(t, d.Image, busyboxRef)
+	d := busyboxDaemon(t)
 	cfg := podConfig("dead-infra")
 	cfg.LogDirectory = t.TempDir()
 	cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD

@@ -116,9 +116,7 @@ func TestUserNamespacedPod(t *testing.T) {
 // TestUserNamespaceSharedPID: the infra process of a pod that shares its PID namespace joins
 // the pod's user namespace too.
 func TestUserNamespaceSharedPID(t *testing.T) {
-	_, hosts := serveImages(t, nil)
-	d := startDaemon(t, "--registry-config-dir", hosts, "--cni-conf-dir", podNetwork(t))
-	mustPull(t, d.Image, busyboxRef)
+	d := busyboxDaemon(t)
 	cfg := podConfig("userns-pid")
 	cfg.LogDirectory = t.TempDir()
 	cfg.Linux.SecurityContext.NamespaceOptions = &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_POD, UsernsOptions: usernsOptions(usernsHostID + 65536)}
