@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -204,9 +203,11 @@ func (r *Runtime) killExec(p containerd.Process, exitCh <-chan containerd.ExitSt
 }
 
 // cappedBuffer keeps the first limit bytes written to it and drops the rest, marking the cut.
+// It never holds more than limit bytes of memory (a bytes.Buffer doubles past what it needs),
+// and Bytes hands over what it holds without a copy: an ExecSync answer costs its size once.
 type cappedBuffer struct {
 	mu        sync.Mutex
-	buf       bytes.Buffer
+	buf       []byte
 	limit     int
 	truncated bool
 }
@@ -214,25 +215,31 @@ type cappedBuffer struct {
 func (b *cappedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if room := b.limit - b.buf.Len(); room < len(p) {
-		if room > 0 {
-			b.buf.Write(p[:room])
-		}
-		b.truncated = true
-		return len(p), nil // keep draining: the process must not block on a full pipe
+	n := min(len(p), b.limit-len(b.buf))
+	if n < len(p) {
+		b.truncated = true // keep draining: the process must not block on a full pipe
 	}
-	return b.buf.Write(p)
+	if n <= 0 {
+		return len(p), nil
+	}
+	if need := len(b.buf) + n; need > cap(b.buf) {
+		grown := make([]byte, len(b.buf), min(max(2*cap(b.buf), need, 4<<10), b.limit))
+		copy(grown, b.buf)
+		b.buf = grown
+	}
+	b.buf = append(b.buf, p[:n]...)
+	return len(p), nil
 }
 
-// Bytes returns what was kept, with TruncatedMarker when output was dropped.
+// Bytes returns what was kept, with TruncatedMarker when output was dropped. The buffer must
+// not be written to afterwards.
 func (b *cappedBuffer) Bytes() []byte {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := bytes.Clone(b.buf.Bytes())
 	if b.truncated {
-		out = append(out, TruncatedMarker...)
+		return append(b.buf, TruncatedMarker...)
 	}
-	return out
+	return b.buf
 }
 
 // fitBudget cuts two outputs so that together they take at most budget bytes: the smaller keeps
