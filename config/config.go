@@ -112,6 +112,18 @@ type Config struct {
 	// of those is refused.
 	PodAnnotations       map[string][]string `toml:"pod-annotations" json:"pod-annotations"`
 	ContainerAnnotations map[string][]string `toml:"container-annotations" json:"container-annotations"`
+	// RestoreCheckpoints lets CreateContainer and RestorePod restore checkpoints: a checkpoint
+	// holds a process's whole state as another node saw it, so it is off by default (CRI-O's
+	// default is checkpoint-only too). Checkpointing needs no switch.
+	RestoreCheckpoints bool `toml:"restore-checkpoints" json:"restore-checkpoints"`
+	// CheckpointArchiveDirs are the directories whose checkpoint archives a CreateContainer may
+	// name by path as its image (with restore-checkpoints). Every pod may restore any archive in
+	// them; none by default, so only checkpoint images (OCI images made from an archive) restore.
+	CheckpointArchiveDirs []string `toml:"checkpoint-archive-dirs" json:"checkpoint-archive-dirs"`
+	// CRIU is the criu executable runc checkpoints and restores with (it must be on the shim's
+	// PATH; berth's managed containerd puts containerd's own directory first there). Empty:
+	// criu beside containerd, where make criu installs it, else on berthd's PATH.
+	CRIU string `toml:"criu" json:"criu"`
 }
 
 // AnnotationAllowlists are the pod and container annotation patterns of each runtime handler.
@@ -196,6 +208,11 @@ func (c *Config) Validate() error {
 	}
 	if c.ContainerdAddress == "" && c.ContainerdBinary == "" {
 		return errors.New("containerd-binary: must not be empty when no containerd-address is given")
+	}
+	for _, d := range c.CheckpointArchiveDirs {
+		if !filepath.IsAbs(d) {
+			return fmt.Errorf("checkpoint-archive-dirs: %q is not an absolute path", d)
+		}
 	}
 	if c.CNIConfTemplate != "" && !filepath.IsAbs(c.CNIConfTemplate) {
 		return fmt.Errorf("cni-conf-template: %q is not an absolute path", c.CNIConfTemplate)

@@ -41,6 +41,9 @@ func TestContribConfigShowsTheDefaults(t *testing.T) {
 	if len(cfg.DefaultUlimits) == 0 && len(def.DefaultUlimits) == 0 {
 		cfg.DefaultUlimits, def.DefaultUlimits = nil, nil // "[]" in the file, nil by default
 	}
+	if len(cfg.CheckpointArchiveDirs) == 0 && len(def.CheckpointArchiveDirs) == 0 {
+		cfg.CheckpointArchiveDirs, def.CheckpointArchiveDirs = nil, nil
+	}
 	if !reflect.DeepEqual(cfg, def) {
 		t.Errorf("contrib/config.toml uncommented:\n%+v\nDefault():\n%+v", cfg, def)
 	}

@@ -77,6 +77,9 @@ func NewFlagSet(cfg *Config, output io.Writer) *flag.FlagSet {
 	fs.BoolVar(&cfg.EnableUnprivilegedPorts, "enable-unprivileged-ports", cfg.EnableUnprivilegedPorts, "let any user of a pod with its own network namespace bind ports below 1024 (net.ipv4.ip_unprivileged_port_start=0)")
 	fs.BoolVar(&cfg.EnableUnprivilegedICMP, "enable-unprivileged-icmp", cfg.EnableUnprivilegedICMP, "let any user of a pod with its own network namespace ping (net.ipv4.ping_group_range over every gid)")
 	fs.Var((*listValue)(&cfg.CDISpecDirs), "cdi-spec-dirs", "comma-separated directories of CDI device specs, lowest priority first (empty: CDI off)")
+	fs.BoolVar(&cfg.RestoreCheckpoints, "restore-checkpoints", cfg.RestoreCheckpoints, "let CreateContainer and RestorePod restore checkpoints (checkpoint images; archives by path with checkpoint-archive-dirs)")
+	fs.Var((*listValue)(&cfg.CheckpointArchiveDirs), "checkpoint-archive-dirs", "comma-separated directories whose checkpoint archives CreateContainer may name as its image (with restore-checkpoints)")
+	fs.Var((*stringValue)(&cfg.CRIU), "criu", "criu executable for checkpoint and restore (empty: beside containerd, else on the PATH)")
 	fs.Var((*handlersValue)(&cfg.RuntimeHandlers), "runtime-handler", "a runtime handler besides runc: name, or name=/path/to/oci-runtime (repeatable)")
 	return fs
 }

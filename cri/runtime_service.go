@@ -33,6 +33,9 @@ type RuntimeOptions struct {
 	Config any
 	// PodCIDRs keeps the pod CIDRs UpdateRuntimeConfig brings; nil ignores them.
 	PodCIDRs PodCIDRs
+	// Checkpoints checkpoints and restores containers and pods; nil: those RPCs answer
+	// Unimplemented.
+	Checkpoints Checkpoints
 }
 
 // PodCIDRs keeps the node's pod CIDRs (and renders the CNI config template with them).
@@ -47,20 +50,22 @@ type PodCIDRs interface {
 type RuntimeService struct {
 	runtimeapi.UnimplementedRuntimeServiceServer
 
-	engine     Engine
-	network    NetworkStatus
-	pods       Pods
-	containers Containers
-	streams    Streams
-	stats      Stats
-	events     Events
-	opts       RuntimeOptions
+	engine      Engine
+	network     NetworkStatus
+	pods        Pods
+	containers  Containers
+	streams     Streams
+	stats       Stats
+	events      Events
+	checkpoints Checkpoints
+	opts        RuntimeOptions
 }
 
 // NewRuntimeService returns the RuntimeService over engine, network, pods, containers, their
 // stats and events, and the streaming server.
 func NewRuntimeService(engine Engine, network NetworkStatus, pods Pods, containers Containers, stats Stats, events Events, streams Streams, opts RuntimeOptions) *RuntimeService {
-	return &RuntimeService{engine: engine, network: network, pods: pods, containers: containers, stats: stats, events: events, streams: streams, opts: opts}
+	return &RuntimeService{engine: engine, network: network, pods: pods, containers: containers, stats: stats, events: events, streams: streams,
+		checkpoints: opts.Checkpoints, opts: opts}
 }
 
 // Version returns the runtime's name and versions. The request's version field is the kubelet's

@@ -68,6 +68,9 @@ type Container struct {
 	Resources *runtimeapi.LinuxContainerResources
 
 	State ContainerState
+	// Restore says that starting the container restores the checkpoint it was created from
+	// (its CRIU images wait in restoreDir) rather than running its command.
+	Restore bool
 
 	// log is the open log file of a started container; exited is closed when its task has
 	// exited and its state was saved.

@@ -49,15 +49,23 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	if pod.State != SandboxReady {
 		return "", fmt.Errorf("pod sandbox %s is not ready: %w", sb.ID, errdefs.ErrFailedPrecondition)
 	}
-	img, err := r.images.Lookup(ctx, cfg.GetImage().GetImage())
-	if errdefs.IsNotFound(err) {
-		return "", fmt.Errorf("image %q is not on this node; pull it first: %w", cfg.GetImage().GetImage(), errdefs.ErrNotFound)
-	}
+	id := newID()
+	// A container made from a checkpoint is made from the checkpoint's base image, and its
+	// start restores the checkpoint's processes.
+	restore, err := r.openCheckpoint(ctx, cfg.GetImage().GetImage(), id)
 	if err != nil {
 		return "", err
 	}
+	var img *image.Image
+	if restore != nil {
+		defer restore.close()
+		img = restore.base
+	} else if img, err = r.images.Lookup(ctx, cfg.GetImage().GetImage()); errdefs.IsNotFound(err) {
+		return "", fmt.Errorf("image %q is not on this node; pull it first: %w", cfg.GetImage().GetImage(), errdefs.ErrNotFound)
+	} else if err != nil {
+		return "", err
+	}
 
-	id := newID()
 	name := containerName(sb.ID, cfg.GetMetadata())
 	if err := r.containers.reserve(name, id); err != nil {
 		return "", err
@@ -138,6 +146,22 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	if err != nil {
 		return "", err
 	}
+	var logPath string
+	if dir, p := pod.Config.GetLogDirectory(), cfg.GetLogPath(); dir != "" && p != "" {
+		logPath = filepath.Join(dir, p)
+	}
+	if restore != nil {
+		undo = append(undo, func(context.Context) error { return os.RemoveAll(r.restoreDir(id)) })
+		if logPath != "" {
+			if _, err := os.Lstat(logPath); os.IsNotExist(err) {
+				undo = append(undo, func(context.Context) error { return os.Remove(logPath) })
+			}
+		}
+		if err := r.restoreFiles(ctx, restore, id, mounts, gen.Spec, logPath); err != nil {
+			return "", fmt.Errorf("restore container %s from %q: %w", id, cfg.GetImage().GetImage(), err)
+		}
+		steps.mark("restore")
+	}
 	runtimeInfo, err := r.runtimeInfo(pod.RuntimeHandler)
 	if err != nil {
 		return "", err
@@ -148,13 +172,11 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 		StopSignal: stopSignal(cfg, img.Config.Config.StopSignal), UID: gen.UID, GID: gen.GID, Groups: gen.Groups,
 		Resources: spec.AppliedResources(gen.Spec),
 		State:     ContainerState{State: ContainerCreated, CreatedAt: time.Now()},
-		exited:    make(chan struct{}),
+		LogPath:   logPath, Restore: restore != nil,
+		exited: make(chan struct{}),
 	}
 	close(c.exited) // not running
 	c.process = gen.Spec.Process
-	if dir, p := pod.Config.GetLogDirectory(), cfg.GetLogPath(); dir != "" && p != "" {
-		c.LogPath = filepath.Join(dir, p)
-	}
 	ext, err := c.extension()
 	if err != nil {
 		return "", err

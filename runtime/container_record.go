@@ -34,6 +34,7 @@ type containerRecord struct {
 	Groups     []uint32       `json:"groups,omitempty"`
 	Resources  []byte         `json:"resources,omitempty"`
 	State      ContainerState `json:"state"`
+	Restore    bool           `json:"restore,omitempty"`
 }
 
 func (c *Container) extension() (typeurl.Any, error) {
@@ -50,6 +51,7 @@ func (c *Container) extension() (typeurl.Any, error) {
 	b, err := json.Marshal(containerRecord{
 		Config: cfg, SandboxID: c.SandboxID, ImageRef: c.ImageRef, ImageName: c.ImageName, LogPath: c.LogPath,
 		StopSignal: c.StopSignal, UID: c.UID, GID: c.GID, Groups: c.Groups, Resources: res, State: c.State,
+		Restore: c.Restore,
 	})
 	if err != nil {
 		return nil, err
@@ -87,7 +89,7 @@ func loadContainer(rec containers.Container) (*Container, error) {
 	c := &Container{
 		ID: rec.ID, SandboxID: cr.SandboxID, Config: cfg, ImageRef: cr.ImageRef, ImageName: cr.ImageName,
 		LogPath: cr.LogPath, StopSignal: cr.StopSignal, UID: cr.UID, GID: cr.GID, Groups: cr.Groups, State: cr.State,
-		exited: make(chan struct{}),
+		Restore: cr.Restore, exited: make(chan struct{}),
 	}
 	if len(cr.Resources) > 0 {
 		c.Resources = &runtimeapi.LinuxContainerResources{}

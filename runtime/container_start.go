@@ -85,6 +85,11 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 		r.markFailedStart(ctx, c, err)
 		return err
 	}
+	if c.Restore {
+		// Restored: the images were read, and a second start would run nothing.
+		c.Restore = false
+		r.removeRestoreFiles(c.ID)
+	}
 	c.log = logFile
 	c.exited = make(chan struct{})
 	c.State.State, c.State.StartedAt, c.State.Pid = ContainerRunning, startedAt, task.Pid()
@@ -117,9 +122,19 @@ func (r *Runtime) startTask(ctx context.Context, c *Container, fifos *cio.FIFOSe
 		return nil, nil, nil, startedAt, err
 	}
 	steps.mark("io")
+	var restore []containerd.NewTaskOpts
+	if c.Restore {
+		if err := r.criuAvailable(); err != nil {
+			dio.Cancel()
+			dio.Close()
+			return nil, nil, nil, startedAt, fmt.Errorf("restore container %s: %w", c.ID, err)
+		}
+		os.RemoveAll(r.restoreWorkDir(c.ID))
+		restore = append(restore, containerd.WithRestoreImagePath(r.restoreDir(c.ID)), containerd.WithRestoreWorkPath(r.restoreWorkDir(c.ID)))
+	}
 	sb, err := r.sandboxes.get(c.SandboxID)
 	if err == nil {
-		task, err = r.newTask(ctx, sb, container, func(string) (cio.IO, error) { return dio, nil })
+		task, err = r.newTask(ctx, sb, container, func(string) (cio.IO, error) { return dio, nil }, restore...)
 	}
 	if err != nil {
 		dio.Cancel()
@@ -135,6 +150,9 @@ func (r *Runtime) startTask(ctx context.Context, c *Container, fifos *cio.FIFOSe
 	}
 	if err != nil {
 		task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
+		if c.Restore {
+			err = fmt.Errorf("%w%s", err, criuLogTail(r.restoreWorkDir(c.ID), "restore.log"))
+		}
 		return nil, nil, nil, startedAt, fmt.Errorf("start container %s: %w", c.ID, err)
 	}
 	steps.mark("start")

@@ -162,6 +162,7 @@ func (r *Runtime) removeContainer(ctx context.Context, c *Container) error {
 	if err := os.RemoveAll(r.containerDir(c.ID)); err != nil {
 		return err
 	}
+	r.removeRestoreFiles(c.ID)
 	c.removed = true
 	r.containers.remove(c)
 	r.stats.forget(c.ID)

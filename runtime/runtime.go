@@ -87,6 +87,11 @@ type Options struct {
 	// (mount.SetTempMountLocation, set by the caller); Load unmounts what a killed berthd left
 	// there. Empty: the system's temporary directory, which Load leaves alone.
 	TempMountDir string
+	// Restore says which checkpoints containers may be restored from; none by default.
+	Restore RestoreOptions
+	// CRIU is the criu binary runc checkpoints and restores with, which it finds on the shim's
+	// PATH; empty: criu beside the shim binary (where make criu puts it), else on berthd's PATH.
+	CRIU string
 }
 
 // Images is what the runtime needs of the image service.
@@ -131,6 +136,9 @@ type Runtime struct {
 	annotations   map[string]annotation.Allowlist
 	// tempMountDir: see Options.
 	tempMountDir string
+	// restore and criu: see Options.
+	restore RestoreOptions
+	criu    string
 	// unprivilegedPorts and unprivilegedICMP: see Options.
 	unprivilegedPorts, unprivilegedICMP bool
 	stats                               statsCache
@@ -165,7 +173,8 @@ func New(client *containerd.Client, opts Options) *Runtime {
 		cgroups: cgroups, pendingCgroups: cgroup.NewPending(filepath.Join(opts.StateDir, "cgroups-pending")),
 		cgroupParents: cgroup.NewParents(opts.CgroupDriver, filepath.Join(opts.StateDir, "cgroup-parents"), cgroups), shim: opts.Shim,
 		ownShims: opts.OwnShims && opts.Shim.Binary != "", handlers: opts.Handlers, annotations: opts.Annotations, layerRefreshes: make(chan struct{}, 2),
-		unprivilegedPorts: opts.UnprivilegedPorts, unprivilegedICMP: opts.UnprivilegedICMP, tempMountDir: opts.TempMountDir}
+		unprivilegedPorts: opts.UnprivilegedPorts, unprivilegedICMP: opts.UnprivilegedICMP, tempMountDir: opts.TempMountDir,
+		restore: opts.Restore, criu: findCRIU(opts.CRIU, opts.Shim.Binary)}
 }
 
 // LoadInBackground calls Load until it succeeds (containerd may not answer yet) or ctx ends,
@@ -247,6 +256,7 @@ func (r *Runtime) Load(ctx context.Context) error {
 	if err := r.loadContainers(ctx); err != nil {
 		return err
 	}
+	r.removeOrphanedCheckpointFiles()
 	r.log.Info("loaded state from containerd", "sandboxes", len(records), "containers", len(r.containers.list("")))
 	return nil
 }

@@ -353,8 +353,7 @@ const ShimTaskAPIVersion = 3
 // created in that shim, through containerd's task API endpoint, rather than by containerd
 // executing the shim's start command for each of them; a shim that is gone (killed, or not
 // started at RunPodSandbox) is started again first.
-func (r *Runtime) newTask(ctx context.Context, sb *Sandbox, container containerd.Container, ioCreate cio.Creator) (containerd.Task, error) {
-	var opts []containerd.NewTaskOpts
+func (r *Runtime) newTask(ctx context.Context, sb *Sandbox, container containerd.Container, ioCreate cio.Creator, opts ...containerd.NewTaskOpts) (containerd.Task, error) {
 	if sb.OwnShim {
 		if err := r.ensureShim(ctx, sb); err != nil {
 			return nil, err

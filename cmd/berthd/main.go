@@ -143,6 +143,8 @@ func run(cfg config.Config, log *slog.Logger) error {
 		UnprivilegedICMP:       cfg.EnableUnprivilegedICMP,
 		CDISpecDirs:            cfg.CDISpecDirs,
 		TempMountDir:           tempMounts,
+		Restore:                runtime.RestoreOptions{Enabled: cfg.RestoreCheckpoints, ArchiveDirs: cfg.CheckpointArchiveDirs},
+		CRIU:                   cfg.CRIU,
 	})
 	reg.MustRegister(rt.Collector())
 	loadCtx, stopLoading := context.WithCancel(context.Background())
@@ -163,6 +165,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 		CgroupDriver: runtime.CgroupDriver(cfg.CgroupDriver),
 		Config:       cfg,
 		PodCIDRs:     podCIDRs,
+		Checkpoints:  rt,
 	})
 	srv := cri.NewServer(rs, cri.NewImageService(images), log.With("component", "cri"), cri.NewMetrics(reg))
 

@@ -1,0 +1,240 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	metadata "github.com/checkpoint-restore/checkpointctl/lib"
+	"github.com/containerd/containerd/api/services/tasks/v1"
+	"github.com/containerd/containerd/api/types/runc/options"
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/diff"
+	"github.com/containerd/containerd/v2/pkg/rootfs"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/typeurl/v2"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/checkpoint"
+)
+
+// CheckpointContainer writes a checkpoint of running container id to the archive at location
+// (a tar in the layout the kubelet and checkpointctl read, see package checkpoint): CRIU's images
+// of its processes, its root file system's changes, its spec, its CRI status (status, as the
+// caller describes it) and its log so far. The container is frozen while its processes and
+// files are captured and keeps running afterwards. timeout (0: none but ctx's) bounds the whole
+// checkpoint; past it, or on any failure, no archive is left at location.
+func (r *Runtime) CheckpointContainer(ctx context.Context, id, location string, status *runtimeapi.ContainerStatus, timeout time.Duration) error {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	c, err := r.loadedContainer(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := r.criuAvailable(); err != nil {
+		return fmt.Errorf("checkpoint container %s: %w", id, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.State.State != ContainerRunning {
+		return fmt.Errorf("container %s is %s; only a running container can be checkpointed: %w", id, c.State.State, errdefs.ErrFailedPrecondition)
+	}
+	steps := stepTimer{start: time.Now()}
+	work, err := r.checkpointWorkDir(id)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	dir := filepath.Join(work, "archive")
+	if err := os.MkdirAll(filepath.Join(dir, checkpoint.ImagesDir), 0o700); err != nil {
+		return err
+	}
+	ctx, done, err := r.client.WithLease(ctx, createContainerLease()...)
+	if err != nil {
+		return err
+	}
+	defer done(context.WithoutCancel(ctx))
+
+	container, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		return err
+	}
+	info, err := container.Info(ctx)
+	if err != nil {
+		return err
+	}
+	// Frozen from before CRIU's dump until its root file system's changes are read, so that
+	// its files and its memory are of one moment; thawed whatever happens.
+	task, err := container.Task(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("container %s has no task: %w", id, err)
+	}
+	if err := task.Pause(ctx); err != nil {
+		return fmt.Errorf("freeze container %s: %w", id, err)
+	}
+	defer func() {
+		if err := task.Resume(context.WithoutCancel(ctx)); err != nil {
+			r.log.Error("cannot thaw a container after its checkpoint", "container", id, "error", err)
+		}
+	}()
+	criuWork := filepath.Join(work, "criu")
+	opts, err := typeurl.MarshalAnyToProto(&options.CheckpointOptions{
+		Exit: false, WorkPath: criuWork, ImagePath: filepath.Join(dir, checkpoint.ImagesDir), Terminal: c.Config.GetTty(),
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := r.client.TaskService().Checkpoint(ctx, &tasks.CheckpointTaskRequest{ContainerID: id, Options: opts}); err != nil {
+		return fmt.Errorf("checkpoint container %s: %w%s", id, errgrpc.ToNative(err), criuLogTail(criuWork, checkpoint.DumpLog))
+	}
+	steps.mark("criu")
+	if err := r.writeRootfsDiff(ctx, info.SnapshotKey, filepath.Join(dir, checkpoint.RootfsDiff)); err != nil {
+		return fmt.Errorf("checkpoint the root file system of container %s: %w", id, err)
+	}
+	steps.mark("rootfs")
+	for _, name := range []string{checkpoint.DumpLog, "stats-dump"} {
+		copyRegular(filepath.Join(criuWork, name), filepath.Join(dir, name))
+	}
+	if c.LogPath != "" {
+		copyRegular(c.LogPath, filepath.Join(dir, checkpoint.ContainerLog))
+	}
+	spec, err := container.Spec(ctx)
+	if err != nil {
+		return err
+	}
+	md := &checkpoint.Container{
+		Config: metadata.ContainerConfig{
+			ID: id, Name: c.Config.GetMetadata().GetName(), RootfsImage: c.ImageName, RootfsImageRef: c.ImageRef,
+			RootfsImageName: c.ImageName, OCIRuntime: info.Runtime.Name, CreatedTime: c.State.CreatedAt, CheckpointedAt: time.Now(),
+		},
+		Spec: *spec, Status: status,
+	}
+	if md.Status == nil {
+		md.Status = &runtimeapi.ContainerStatus{Id: id}
+	}
+	if err := checkpoint.WriteMetadata(dir, md); err != nil {
+		return err
+	}
+	if err := checkpoint.Write(location, dir); err != nil {
+		return err
+	}
+	steps.mark("archive")
+	r.log.Info("container checkpointed", "container", id, "archive", location, "steps", steps.String())
+	return ctx.Err()
+}
+
+// writeRootfsDiff writes the changes of the container's writable layer (snapshot key) over its
+// image as an uncompressed OCI layer to path.
+func (r *Runtime) writeRootfsDiff(ctx context.Context, key, path string) error {
+	desc, err := rootfs.CreateDiff(ctx, key, r.client.SnapshotService(snapshotter), r.client.DiffService(),
+		diff.WithMediaType(ocispec.MediaTypeImageLayer))
+	if err != nil {
+		return err
+	}
+	ra, err := r.client.ContentStore().ReaderAt(ctx, desc)
+	if err != nil {
+		return err
+	}
+	defer ra.Close()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, content.NewReader(ra)); err != nil {
+		f.Close()
+		return err
+	}
+	// The layer was only needed for this copy; the lease let it be collected afterwards.
+	if err := r.client.ContentStore().Delete(ctx, desc.Digest); err != nil && !errdefs.IsNotFound(err) {
+		r.log.Debug("cannot delete a checkpoint's layer from the content store", "digest", desc.Digest, "error", err)
+	}
+	return f.Close()
+}
+
+// checkpointWorkDir makes a fresh working directory for a checkpoint or restore of container
+// id, under berth's root (not its state: /run is memory, and a checkpoint holds a container's
+// whole memory).
+func (r *Runtime) checkpointWorkDir(id string) (string, error) {
+	base := filepath.Join(r.dataDir(), "checkpoints")
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(base, id+"-")
+}
+
+// dataDir is berth's root directory, or its state directory when it has none.
+func (r *Runtime) dataDir() string {
+	if r.rootDir != "" {
+		return r.rootDir
+	}
+	return r.stateDir
+}
+
+// copyRegular copies src to dst when src is a regular file; anything else is left out.
+func copyRegular(src, dst string) {
+	in, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return
+	}
+	defer in.Close()
+	if fi, err := in.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return
+	}
+	defer out.Close()
+	io.Copy(out, in)
+}
+
+// findCRIU is the criu runc will use: configured, beside the shim binary (first on the shim's
+// PATH), or on berthd's PATH; "" when there is none.
+func findCRIU(configured, shim string) string {
+	if configured != "" {
+		return configured
+	}
+	if shim != "" {
+		if p := filepath.Join(filepath.Dir(shim), "criu"); isExecutable(p) {
+			return p
+		}
+	}
+	p, _ := exec.LookPath("criu")
+	return p
+}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+// criuAvailable says why runc cannot checkpoint or restore here, nil when it can. The message
+// starts as containerd's does, which the kubelet's e2e suite recognises.
+func (r *Runtime) criuAvailable() error {
+	if r.criu == "" || !isExecutable(r.criu) {
+		return fmt.Errorf("CRIU binary not found or too old (<31600): berth looks for criu beside the shim and on its PATH (make criu installs it): %w", errdefs.ErrFailedPrecondition)
+	}
+	return nil
+}
+
+// criuLogTail is the end of CRIU's log in dir, to name why a dump or restore failed.
+func criuLogTail(dir, name string) string {
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil || len(b) == 0 {
+		return ""
+	}
+	if len(b) > 2048 {
+		b = b[len(b)-2048:]
+	}
+	return "; CRIU's log ends: " + string(b)
+}

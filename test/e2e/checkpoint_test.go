@@ -1,0 +1,207 @@
+package e2e
+
+import (
+	"archive/tar"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berth-runtime/berth/test/daemon"
+)
+
+// counterCommand counts in the shell's memory, writing each number to its log and to
+// /tmp/count in its root file system.
+var counterCommand = []string{"sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo line$i; sleep 0.1; done"}
+
+// checkpointEnv is a berthd that restores checkpoint archives from archives, with a pod
+// running a counter.
+type checkpointEnv struct {
+	*containerEnv
+	archives string
+	counter  string
+}
+
+func newCheckpointEnv(t *testing.T, podName string, mutate func(*runtimeapi.ContainerConfig)) *checkpointEnv {
+	t.Helper()
+	archives := t.TempDir()
+	e := newContainerEnv(t, podName, "--restore-checkpoints", "--checkpoint-archive-dirs", archives)
+	counter := e.run(t, "counter", func(c *runtimeapi.ContainerConfig) {
+		c.Command = counterCommand
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+	ce := &checkpointEnv{containerEnv: e, archives: archives, counter: counter}
+	ce.waitCount(t, counter, 5)
+	return ce
+}
+
+// count is the number the counter container id last wrote.
+func (e *containerEnv) count(t *testing.T, id string) int {
+	t.Helper()
+	n, err := strconv.Atoi(strings.TrimSpace(e.exec(t, id, "cat", "/tmp/count")))
+	if err != nil {
+		t.Fatalf("count: %v", err)
+	}
+	return n
+}
+
+func (e *containerEnv) waitCount(t *testing.T, id string, atLeast int) int {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if n := e.count(t, id); n >= atLeast {
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("container %s did not count to %d", id, atLeast)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// checkpoint checkpoints container id to the archive name in e.archives.
+func (e *checkpointEnv) checkpoint(t *testing.T, id, name string) string {
+	t.Helper()
+	path := filepath.Join(e.archives, name)
+	start := time.Now()
+	if _, err := e.d.Runtime.CheckpointContainer(ctx(t), &runtimeapi.CheckpointContainerRequest{ContainerId: id, Location: path, Timeout: 60}); err != nil {
+		t.Fatalf("CheckpointContainer: %v", err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("checkpoint: %v, archive %d KiB", time.Since(start).Round(time.Millisecond), fi.Size()>>10)
+	return path
+}
+
+// tarEntries reads the names and contents (of files up to 1 MiB) of a tar archive.
+func tarEntries(t *testing.T, path string) map[string][]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string][]byte{}
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		var b []byte
+		if hdr.Size <= 1<<20 {
+			b, _ = io.ReadAll(tr)
+		}
+		out[hdr.Name] = b
+	}
+}
+
+// A container counting in memory, checkpointed and restored into a new pod, goes on counting
+// from where it was: the archive has what the kubelet's e2e test and checkpointctl look for,
+// the original keeps running, and the restored container has the new pod's network and its
+// log so far.
+func TestCheckpointRestoreContainer(t *testing.T) {
+	e := newCheckpointEnv(t, "checkpoint-source", nil)
+	archive := e.checkpoint(t, e.counter, "counter.tar")
+
+	entries := tarEntries(t, archive)
+	for _, name := range []string{"spec.dump", "config.dump", "status.dump", "checkpoint/inventory.img", "rootfs-diff.tar", "container.log"} {
+		if _, ok := entries[name]; !ok {
+			t.Errorf("archive has no %s", name)
+		}
+	}
+	diff := tarEntriesFromBytes(t, entries["rootfs-diff.tar"])
+	at, err := strconv.Atoi(strings.TrimSpace(string(diff["tmp/count"])))
+	if err != nil {
+		t.Fatalf("rootfs-diff.tar: tmp/count: %q: %v", diff["tmp/count"], err)
+	}
+	if st := e.status(t, e.counter); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("the checkpointed container is %s, want running", st.State)
+	}
+	if n := e.waitCount(t, e.counter, at+2); n <= at {
+		t.Fatalf("the checkpointed container stopped counting at %d", n)
+	}
+
+	// Into a new pod, once the first is gone.
+	stopRemovePod(t, e.d, e.pod)
+	cfg := podConfig("checkpoint-restored")
+	cfg.LogDirectory = t.TempDir()
+	cfg.Linux.CgroupParent = "/berth-e2e/checkpoint-restored"
+	pod := runPodEnv(t, e.d, cfg)
+	start := time.Now()
+	restored := pod.create(t, "counter", func(c *runtimeapi.ContainerConfig) { c.Image.Image = archive })
+	pod.start(t, restored)
+	t.Logf("restore: %v", time.Since(start).Round(time.Millisecond))
+	n := pod.count(t, restored)
+	if n < at || n > at+20 {
+		t.Fatalf("the restored container counts %d; it was at %d when checkpointed", n, at)
+	}
+	if n2 := pod.waitCount(t, restored, n+2); n2 <= n {
+		t.Fatalf("the restored container does not count on")
+	}
+	if ps := pod.exec(t, restored, "ps"); strings.Count(ps, "sh -c") != 1 {
+		t.Errorf("the restored container's processes:\n%s", ps)
+	}
+	if ip := pod.exec(t, restored, "ip", "-4", "addr", "show", "eth0"); !strings.Contains(ip, podIP(t, pod.d, pod.pod)) {
+		t.Errorf("the restored container is not in the new pod's network (%s):\n%s", podIP(t, pod.d, pod.pod), ip)
+	}
+	var lines []int
+	for _, entry := range logEntries(t, filepath.Join(cfg.LogDirectory, "counter.log")) {
+		if v, ok := strings.CutPrefix(entry[2], "line"); ok {
+			if k, err := strconv.Atoi(v); err == nil {
+				lines = append(lines, k)
+			}
+		}
+	}
+	if len(lines) == 0 || lines[0] != 1 || lines[len(lines)-1] <= at {
+		t.Fatalf("the restored container's log holds lines %v; want from line1 past line%d", lines, at)
+	}
+	for i := 1; i < len(lines); i++ {
+		if lines[i] <= lines[i-1] {
+			t.Fatalf("the restored container's log goes back: line%d after line%d", lines[i], lines[i-1])
+		}
+	}
+}
+
+func tarEntriesFromBytes(t *testing.T, b []byte) map[string][]byte {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "layer.tar")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return tarEntries(t, p)
+}
+
+// stopRemovePod stops and removes pod id.
+func stopRemovePod(t *testing.T, d *daemon.Daemon, id string) {
+	t.Helper()
+	if _, err := d.Runtime.StopPodSandbox(ctx(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
+		t.Fatalf("StopPodSandbox: %v", err)
+	}
+	if _, err := d.Runtime.RemovePodSandbox(ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
+		t.Fatalf("RemovePodSandbox: %v", err)
+	}
+}
+
+// podIP is the IP pod id reports.
+func podIP(t *testing.T, d *daemon.Daemon, id string) string {
+	t.Helper()
+	ip := podStatus(t, d, id).GetNetwork().GetIp()
+	if ip == "" {
+		t.Fatalf("pod %s has no IP", id)
+	}
+	return ip
+}
