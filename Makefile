@@ -91,8 +91,8 @@ security: deps build
 	BERTH_BIN=$(BIN) $(GO) run ./test/security
 	FUZZTIME=$(FUZZTIME_CRI) BERTH_BIN=$(BIN) $(GO) run ./test/fuzzcri
 
-# CRIU for checkpoint and restore (issue 30, under way): Debian trixie's criu and its libraries
-# in CRIU_DIR, the wrapper BERTH_BIN_DIR/criu that runc finds. Not yet part of deps.
+# CRIU for checkpoint and restore: Debian's criu (CRIU_VERSION, CRIU_DEBIAN_SUITE) and its
+# libraries in CRIU_DIR, the wrapper BERTH_BIN_DIR/criu that runc finds. Part of deps.
 criu:
 	bash hack/install-criu.sh
 

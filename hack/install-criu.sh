@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# install-criu.sh installs CRIU for checkpoint and restore (issue 30): Debian trixie's criu
-# package at CRIU_VERSION (hack/versions.env) with every library it needs, unpacked into
-# CRIU_DIR and run through trixie's own loader, since bookworm's criu 3.17 does not work on this
-# kernel and trixie's binary needs trixie's glibc. Nothing is installed into the host's root and
-# the host's apt configuration is not touched: packages come through a private apt
-# configuration. A wrapper, BERTH_BIN_DIR/criu, is what runc finds: berth puts BERTH_BIN_DIR
-# first on the PATH of containerd and of the shims. Idempotent; must run as root.
+# install-criu.sh installs CRIU for checkpoint and restore: Debian's criu package at CRIU_VERSION
+# from CRIU_DEBIAN_SUITE (hack/versions.env) with every library it needs, glibc included,
+# unpacked into CRIU_DIR and run through that glibc's own loader: bookworm's criu 3.17 does not
+# work on this kernel, trixie's 4.1.1 hangs in every dump here, and the newer binary needs a
+# newer glibc than the host's. Nothing is installed into the host's root and the host's apt
+# configuration is not touched: packages come through a private apt configuration. A wrapper,
+# BERTH_BIN_DIR/criu, is what runc finds: berth puts BERTH_BIN_DIR first on the PATH of
+# containerd and of the shims. Idempotent; must run as root.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -194,4 +194,7 @@ if [ -z "$networks" ]; then
 CONF
 fi
 
-log "ok: $("$BERTH_BIN_DIR/containerd" --version | awk '{print $3}'), runc $("$BERTH_BIN_DIR/runc" --version | awk 'NR==1{print $3}'), CNI plugins $CNI_PLUGINS_VERSION, cri-tools $CRI_TOOLS_VERSION, kubelet $KUBERNETES_VERSION"
+# CRIU, for checkpoint and restore: beside containerd, where runc finds it.
+bash "$here/install-criu.sh"
+
+log "ok: $("$BERTH_BIN_DIR/containerd" --version | awk '{print $3}'), runc $("$BERTH_BIN_DIR/runc" --version | awk 'NR==1{print $3}'), CNI plugins $CNI_PLUGINS_VERSION, cri-tools $CRI_TOOLS_VERSION, kubelet $KUBERNETES_VERSION, criu $CRIU_VERSION"
