@@ -41,6 +41,9 @@ func (r *Runtime) CheckpointContainer(ctx context.Context, id, location string, 
 	if err != nil {
 		return err
 	}
+	if fi, err := os.Stat(filepath.Dir(location)); err != nil || !fi.IsDir() {
+		return fmt.Errorf("location: %s is not a directory: %w", filepath.Dir(location), errdefs.ErrInvalidArgument)
+	}
 	if err := r.criuAvailable(); err != nil {
 		return fmt.Errorf("checkpoint container %s: %w", id, err)
 	}
