@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"archive/tar"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -11,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/test/daemon"
@@ -204,4 +209,52 @@ func podIP(t *testing.T, d *daemon.Daemon, id string) string {
 		t.Fatalf("pod %s has no IP", id)
 	}
 	return ip
+}
+
+// checkpointImageAnnotation marks an OCI image made from a checkpoint archive, as CRI-O's
+// recipe (buildah) makes one.
+const checkpointImageAnnotation = "io.kubernetes.cri-o.annotations.checkpoint.name"
+
+// The kubelet's way to restore: a pod whose image is a checkpoint image, an OCI image with the
+// archive as its one layer, pulled from a registry like any image. It restores and counts on.
+func TestCheckpointRestoreFromAnImage(t *testing.T) {
+	removeE2ECgroups(t)
+	reg, hosts := serveImages(t, nil)
+	d := startDaemon(t, "--registry-config-dir", hosts, "--cni-conf-dir", podNetwork(t), "--restore-checkpoints")
+	mustPull(t, d.Image, busyboxRef)
+	cfg := podConfig("checkpoint-image-source")
+	cfg.Linux.CgroupParent = "/berth-e2e/checkpoint-image-source"
+	e := &checkpointEnv{containerEnv: runPodEnv(t, d, cfg), archives: t.TempDir()}
+	e.counter = e.run(t, "counter", func(c *runtimeapi.ContainerConfig) { c.Command = counterCommand })
+	e.waitCount(t, e.counter, 5)
+	archive := e.checkpoint(t, e.counter, "counter.tar")
+	at := e.count(t, e.counter)
+
+	layer, err := tarball.LayerFromFile(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img = mutate.Annotations(img, map[string]string{checkpointImageAnnotation: "counter"}).(v1.Image)
+	ref := "registry.k8s.io/e2e-test-images/checkpoint-counter:1"
+	if err := reg.Push(context.Background(), map[string]v1.Image{ref: img}); err != nil {
+		t.Fatal(err)
+	}
+	mustPull(t, d.Image, ref)
+	stopRemovePod(t, d, e.pod)
+
+	pcfg := podConfig("checkpoint-image-restored")
+	pcfg.Linux.CgroupParent = "/berth-e2e/checkpoint-image-restored"
+	pod := runPodEnv(t, d, pcfg)
+	restored := pod.run(t, "counter", func(c *runtimeapi.ContainerConfig) { c.Image.Image = ref })
+	if n := pod.count(t, restored); n > at+20 || n < at-20 {
+		t.Fatalf("the container restored from the image counts %d; it was near %d when checkpointed", n, at)
+	}
+	st := pod.status(t, restored)
+	if st.State != runtimeapi.ContainerState_CONTAINER_RUNNING || st.Image.GetImage() != ref {
+		t.Errorf("restored container: %s, image %q; want running, %q", st.State, st.Image.GetImage(), ref)
+	}
 }
