@@ -258,3 +258,62 @@ func typeName(t byte) string {
 	}
 	return fmt.Sprintf("type %q", t)
 }
+
+// CopyTree copies the checkpoint at src, a directory that is not berth's (a pod checkpoint the
+// kubelet keeps), into dst, an empty directory of the caller's, on the same terms as Extract:
+// directories and regular files only, reached without following a link, within lim; anything
+// else is an InvalidArgument error naming it. src is not modified.
+func CopyTree(src, dst string, lim Limits) error {
+	var (
+		total int64
+		n     int
+	)
+	var walk func(rel string) error
+	walk = func(rel string) error {
+		d, err := openInRoot(src, rel)
+		if err != nil {
+			return fmt.Errorf("checkpoint %s: %v: %w", filepath.Join(src, rel), err, errdefs.ErrInvalidArgument)
+		}
+		entries, err := d.ReadDir(-1)
+		d.Close()
+		if err != nil {
+			return fmt.Errorf("checkpoint %s: %w", filepath.Join(src, rel), err)
+		}
+		for _, e := range entries {
+			if n++; n > lim.entries() {
+				return fmt.Errorf("checkpoint %s: more than %d entries: %w", src, lim.entries(), errdefs.ErrInvalidArgument)
+			}
+			name := filepath.Join(rel, e.Name())
+			switch {
+			case e.Type().IsDir():
+				if err := os.Mkdir(filepath.Join(dst, name), 0o700); err != nil {
+					return err
+				}
+				if err := walk(name); err != nil {
+					return err
+				}
+			case e.Type().IsRegular():
+				f, err := OpenFile(src, name)
+				if err != nil {
+					return err
+				}
+				fi, err := f.Stat()
+				if err == nil && total+fi.Size() > lim.bytes() {
+					err = fmt.Errorf("checkpoint %s: more than %d bytes: %w", src, lim.bytes(), errdefs.ErrInvalidArgument)
+				}
+				if err == nil {
+					total += fi.Size()
+					err = writeFile(filepath.Join(dst, name), f, fi.Size())
+				}
+				f.Close()
+				if err != nil {
+					return err
+				}
+			default:
+				return fmt.Errorf("checkpoint %s: %s is neither a file nor a directory: %w", src, name, errdefs.ErrInvalidArgument)
+			}
+		}
+		return nil
+	}
+	return walk(".")
+}

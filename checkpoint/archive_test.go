@@ -203,3 +203,29 @@ func TestReadMetadata(t *testing.T) {
 		})
 	}
 }
+
+// CopyTree copies files and directories, and refuses a link anywhere in the tree.
+func TestCopyTree(t *testing.T) {
+	src := t.TempDir()
+	os.MkdirAll(filepath.Join(src, "containers", "a", ImagesDir), 0o755)
+	os.WriteFile(filepath.Join(src, "pod.options"), []byte("{}"), 0o644)
+	os.WriteFile(filepath.Join(src, "containers", "a", ImagesDir, "pages-1.img"), []byte("pages"), 0o644)
+	dst := t.TempDir()
+	if err := CopyTree(src, dst, Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dst, "containers", "a", ImagesDir, "pages-1.img")); string(b) != "pages" {
+		t.Errorf("pages-1.img: %q", b)
+	}
+	if err := CopyTree(src, t.TempDir(), Limits{Bytes: 4}); err == nil || !errdefs.IsInvalidArgument(err) {
+		t.Errorf("over the byte limit: %v", err)
+	}
+	for _, link := range []string{filepath.Join(src, "containers", "a", "container.log"), filepath.Join(src, "containers", "b")} {
+		os.Symlink("/etc", link)
+		err := CopyTree(src, t.TempDir(), Limits{})
+		if err == nil || !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "neither a file nor a directory") {
+			t.Errorf("with the link %s: %v", link, err)
+		}
+		os.Remove(link)
+	}
+}

@@ -102,3 +102,61 @@ func OpenFile(dir, name string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// A pod checkpoint is a directory: pod.options (checkpointctl's CheckpointedPodOptions, its
+// containers by name), pod.dump (the pod's config and runtime handler) and each container's
+// checkpoint, in the archive's layout, under containers/<name>.
+const (
+	PodOptions    = metadata.PodOptionsFile
+	PodDump       = metadata.PodDumpFile
+	ContainersDir = "containers"
+	// PodVersion is the version of berth's pod checkpoint layout.
+	PodVersion = 1
+)
+
+// Pod is what a pod checkpoint says about its pod.
+type Pod struct {
+	Options metadata.CheckpointedPodOptions
+	Dump    PodDumpInfo
+}
+
+// PodDumpInfo is pod.dump: the checkpointed pod's config and runtime handler.
+type PodDumpInfo struct {
+	Config         *runtimeapi.PodSandboxConfig `json:"config"`
+	RuntimeHandler string                       `json:"runtimeHandler"`
+}
+
+// WritePod writes p's files into dir.
+func WritePod(dir string, p *Pod) error {
+	for name, v := range map[string]any{PodOptions: &p.Options, PodDump: &p.Dump} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReadPod reads the pod checkpoint in dir, as ReadMetadata reads a container's.
+func ReadPod(dir string) (*Pod, error) {
+	p := &Pod{}
+	for _, f := range []struct {
+		name string
+		v    any
+	}{{PodOptions, &p.Options}, {PodDump, &p.Dump}} {
+		b, err := ReadFile(dir, f.name, maxMetadata)
+		if err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(b, f.v); err != nil {
+			return nil, fmt.Errorf("checkpoint %s: %v: %w", f.name, err, errdefs.ErrInvalidArgument)
+		}
+	}
+	if p.Options.Version != PodVersion {
+		return nil, fmt.Errorf("checkpoint %s: version %d, berth reads %d: %w", PodOptions, p.Options.Version, PodVersion, errdefs.ErrInvalidArgument)
+	}
+	return p, nil
+}

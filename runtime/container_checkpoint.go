@@ -58,17 +58,59 @@ func (r *Runtime) CheckpointContainer(ctx context.Context, id, location string, 
 		return err
 	}
 	defer os.RemoveAll(work)
-	dir := filepath.Join(work, "archive")
-	if err := os.MkdirAll(filepath.Join(dir, checkpoint.ImagesDir), 0o700); err != nil {
-		return err
-	}
 	ctx, done, err := r.client.WithLease(ctx, createContainerLease()...)
 	if err != nil {
 		return err
 	}
 	defer done(context.WithoutCancel(ctx))
 
-	container, err := r.client.LoadContainer(ctx, id)
+	thaw, err := r.freeze(ctx, c)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(work, "archive")
+	err = r.dumpContainer(ctx, c, status, dir, filepath.Join(work, "criu"), &steps)
+	thaw()
+	if err != nil {
+		return err
+	}
+	if err := checkpoint.Write(location, dir); err != nil {
+		return err
+	}
+	steps.mark("archive")
+	r.log.Info("container checkpointed", "container", id, "archive", location, "steps", steps.String())
+	return ctx.Err()
+}
+
+// freeze pauses running container c, from before CRIU's dump until its root file system's
+// changes are read, so that its files and its memory are of one moment. thaw resumes it,
+// whatever happened meanwhile.
+func (r *Runtime) freeze(ctx context.Context, c *Container) (thaw func(), err error) {
+	container, err := r.client.LoadContainer(ctx, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	task, err := container.Task(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("container %s has no task: %w", c.ID, err)
+	}
+	if err := task.Pause(ctx); err != nil {
+		return nil, fmt.Errorf("freeze container %s: %w", c.ID, err)
+	}
+	return func() {
+		if err := task.Resume(context.WithoutCancel(ctx)); err != nil {
+			r.log.Error("cannot thaw a container after its checkpoint", "container", c.ID, "error", err)
+		}
+	}, nil
+}
+
+// dumpContainer writes the checkpoint of frozen container c into dir, in the archive's layout,
+// with CRIU working in criuWork.
+func (r *Runtime) dumpContainer(ctx context.Context, c *Container, status *runtimeapi.ContainerStatus, dir, criuWork string, steps *stepTimer) error {
+	if err := os.MkdirAll(filepath.Join(dir, checkpoint.ImagesDir), 0o700); err != nil {
+		return err
+	}
+	container, err := r.client.LoadContainer(ctx, c.ID)
 	if err != nil {
 		return err
 	}
@@ -76,33 +118,18 @@ func (r *Runtime) CheckpointContainer(ctx context.Context, id, location string, 
 	if err != nil {
 		return err
 	}
-	// Frozen from before CRIU's dump until its root file system's changes are read, so that
-	// its files and its memory are of one moment; thawed whatever happens.
-	task, err := container.Task(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("container %s has no task: %w", id, err)
-	}
-	if err := task.Pause(ctx); err != nil {
-		return fmt.Errorf("freeze container %s: %w", id, err)
-	}
-	defer func() {
-		if err := task.Resume(context.WithoutCancel(ctx)); err != nil {
-			r.log.Error("cannot thaw a container after its checkpoint", "container", id, "error", err)
-		}
-	}()
-	criuWork := filepath.Join(work, "criu")
 	opts, err := typeurl.MarshalAnyToProto(&options.CheckpointOptions{
 		Exit: false, WorkPath: criuWork, ImagePath: filepath.Join(dir, checkpoint.ImagesDir), Terminal: c.Config.GetTty(),
 	})
 	if err != nil {
 		return err
 	}
-	if _, err := r.client.TaskService().Checkpoint(ctx, &tasks.CheckpointTaskRequest{ContainerID: id, Options: opts}); err != nil {
-		return fmt.Errorf("checkpoint container %s: %w%s", id, errgrpc.ToNative(err), criuLogTail(criuWork, checkpoint.DumpLog))
+	if _, err := r.client.TaskService().Checkpoint(ctx, &tasks.CheckpointTaskRequest{ContainerID: c.ID, Options: opts}); err != nil {
+		return fmt.Errorf("checkpoint container %s: %w%s", c.ID, errgrpc.ToNative(err), criuLogTail(criuWork, checkpoint.DumpLog))
 	}
 	steps.mark("criu")
 	if err := r.writeRootfsDiff(ctx, info.SnapshotKey, filepath.Join(dir, checkpoint.RootfsDiff)); err != nil {
-		return fmt.Errorf("checkpoint the root file system of container %s: %w", id, err)
+		return fmt.Errorf("checkpoint the root file system of container %s: %w", c.ID, err)
 	}
 	steps.mark("rootfs")
 	for _, name := range []string{checkpoint.DumpLog, "stats-dump"} {
@@ -117,23 +144,15 @@ func (r *Runtime) CheckpointContainer(ctx context.Context, id, location string, 
 	}
 	md := &checkpoint.Container{
 		Config: metadata.ContainerConfig{
-			ID: id, Name: c.Config.GetMetadata().GetName(), RootfsImage: c.ImageName, RootfsImageRef: c.ImageRef,
+			ID: c.ID, Name: c.Config.GetMetadata().GetName(), RootfsImage: c.ImageName, RootfsImageRef: c.ImageRef,
 			RootfsImageName: c.ImageName, OCIRuntime: info.Runtime.Name, CreatedTime: c.State.CreatedAt, CheckpointedAt: time.Now(),
 		},
 		Spec: *spec, Status: status,
 	}
 	if md.Status == nil {
-		md.Status = &runtimeapi.ContainerStatus{Id: id}
+		md.Status = &runtimeapi.ContainerStatus{Id: c.ID, Metadata: c.Config.GetMetadata()}
 	}
-	if err := checkpoint.WriteMetadata(dir, md); err != nil {
-		return err
-	}
-	if err := checkpoint.Write(location, dir); err != nil {
-		return err
-	}
-	steps.mark("archive")
-	r.log.Info("container checkpointed", "container", id, "archive", location, "steps", steps.String())
-	return ctx.Err()
+	return checkpoint.WriteMetadata(dir, md)
 }
 
 // writeRootfsDiff writes the changes of the container's writable layer (snapshot key) over its

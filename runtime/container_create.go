@@ -28,37 +28,63 @@ const snapshotter = "overlayfs"
 
 // CreateContainer makes a container in a ready pod from an image the node has: a writable
 // snapshot of the image, an OCI spec from the config, and a containerd record. It returns the
-// container id.
-func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *runtimeapi.ContainerConfig) (_ string, retErr error) {
+// container id. An image that is a checkpoint makes the container from the checkpoint's base
+// image, and its start restores the checkpoint's processes (see openCheckpoint).
+func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *runtimeapi.ContainerConfig) (string, error) {
+	if err := validateContainerConfig(cfg); err != nil {
+		return "", err
+	}
+	if _, err := r.readySandbox(ctx, sandboxID); err != nil {
+		return "", err
+	}
+	restore, err := r.openCheckpoint(ctx, cfg.GetImage().GetImage())
+	if err != nil {
+		return "", err
+	}
+	if restore != nil {
+		defer restore.close()
+	}
+	return r.createContainer(ctx, sandboxID, cfg, restore)
+}
+
+// validateContainerConfig checks what CreateContainer needs of a container's config.
+func validateContainerConfig(cfg *runtimeapi.ContainerConfig) error {
 	switch {
 	case cfg == nil || cfg.GetMetadata() == nil:
-		return "", fmt.Errorf("config.metadata: missing: %w", errdefs.ErrInvalidArgument)
+		return fmt.Errorf("config.metadata: missing: %w", errdefs.ErrInvalidArgument)
 	case cfg.GetMetadata().GetName() == "":
-		return "", fmt.Errorf("config.metadata.name: empty: %w", errdefs.ErrInvalidArgument)
+		return fmt.Errorf("config.metadata.name: empty: %w", errdefs.ErrInvalidArgument)
 	case cfg.GetLogPath() != "" && !filepath.IsLocal(cfg.GetLogPath()):
-		return "", fmt.Errorf("config.log_path: %q must be a relative path inside the pod's log directory: %w", cfg.GetLogPath(), errdefs.ErrInvalidArgument)
+		return fmt.Errorf("config.log_path: %q must be a relative path inside the pod's log directory: %w", cfg.GetLogPath(), errdefs.ErrInvalidArgument)
 	case cfg.GetImage().GetImage() == "":
-		return "", fmt.Errorf("config.image.image: empty: %w", errdefs.ErrInvalidArgument)
+		return fmt.Errorf("config.image.image: empty: %w", errdefs.ErrInvalidArgument)
 	}
+	return nil
+}
+
+// readySandbox finds pod sandbox id, which must be ready for containers.
+func (r *Runtime) readySandbox(ctx context.Context, id string) (*Sandbox, error) {
+	sb, err := r.loadedSandbox(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if sb.view().State != SandboxReady {
+		return nil, fmt.Errorf("pod sandbox %s is not ready: %w", sb.ID, errdefs.ErrFailedPrecondition)
+	}
+	return sb, nil
+}
+
+// createContainer makes container cfg in pod sandboxID, from the image cfg names, or restored
+// from restore's checkpoint when it is not nil.
+func (r *Runtime) createContainer(ctx context.Context, sandboxID string, cfg *runtimeapi.ContainerConfig, restore *restoreSource) (_ string, retErr error) {
 	steps := stepTimer{start: time.Now()}
-	sb, err := r.loadedSandbox(ctx, sandboxID)
+	sb, err := r.readySandbox(ctx, sandboxID)
 	if err != nil {
 		return "", err
 	}
 	pod := sb.view()
-	if pod.State != SandboxReady {
-		return "", fmt.Errorf("pod sandbox %s is not ready: %w", sb.ID, errdefs.ErrFailedPrecondition)
-	}
-	id := newID()
-	// A container made from a checkpoint is made from the checkpoint's base image, and its
-	// start restores the checkpoint's processes.
-	restore, err := r.openCheckpoint(ctx, cfg.GetImage().GetImage(), id)
-	if err != nil {
-		return "", err
-	}
 	var img *image.Image
 	if restore != nil {
-		defer restore.close()
 		img = restore.base
 	} else if img, err = r.images.Lookup(ctx, cfg.GetImage().GetImage()); errdefs.IsNotFound(err) {
 		return "", fmt.Errorf("image %q is not on this node; pull it first: %w", cfg.GetImage().GetImage(), errdefs.ErrNotFound)
@@ -66,6 +92,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 		return "", err
 	}
 
+	id := newID()
 	name := containerName(sb.ID, cfg.GetMetadata())
 	if err := r.containers.reserve(name, id); err != nil {
 		return "", err
@@ -154,7 +181,12 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 		undo = append(undo, func(context.Context) error { return os.RemoveAll(r.restoreDir(id)) })
 		if logPath != "" {
 			if _, err := os.Lstat(logPath); os.IsNotExist(err) {
-				undo = append(undo, func(context.Context) error { return os.Remove(logPath) })
+				undo = append(undo, func(context.Context) error {
+					if err := os.Remove(logPath); err != nil && !os.IsNotExist(err) {
+						return err
+					}
+					return nil
+				})
 			}
 		}
 		if err := r.restoreFiles(ctx, restore, id, mounts, gen.Spec, logPath); err != nil {

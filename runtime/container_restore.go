@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	metadata "github.com/checkpoint-restore/checkpointctl/lib"
@@ -51,6 +52,9 @@ type restoreSource struct {
 	dir  string
 	meta *checkpoint.Container
 	base *image.Image
+	// sameProcess requires the new container's command, arguments and working directory to
+	// be the checkpointed process's (RestorePod's contract).
+	sameProcess bool
 }
 
 // close removes the unpacked checkpoint.
@@ -60,7 +64,7 @@ func (s *restoreSource) close() { os.RemoveAll(s.dir) }
 // nil when ref is an ordinary image. The checkpoint is unpacked into berth's own directory
 // (only files and directories, bounded), and its base image must already be on the node: a
 // restore pulls nothing and tags nothing, whatever the archive names.
-func (r *Runtime) openCheckpoint(ctx context.Context, ref string, id string) (*restoreSource, error) {
+func (r *Runtime) openCheckpoint(ctx context.Context, ref string) (*restoreSource, error) {
 	var (
 		unpack func(dir string) error
 		what   string
@@ -94,7 +98,13 @@ func (r *Runtime) openCheckpoint(ctx context.Context, ref string, id string) (*r
 			return checkpoint.ExtractReader(content.NewReader(ra), dir, nil, checkpoint.Limits{})
 		}
 	}
-	dir, err := r.checkpointWorkDir(id)
+	return r.unpackCheckpoint(ctx, what, unpack)
+}
+
+// unpackCheckpoint unpacks a checkpoint (what names it) with unpack into a working directory
+// of berth's, and finds its base image, which must be on the node.
+func (r *Runtime) unpackCheckpoint(ctx context.Context, what string, unpack func(dir string) error) (*restoreSource, error) {
+	dir, err := r.checkpointWorkDir("restore")
 	if err != nil {
 		return nil, err
 	}
@@ -189,6 +199,11 @@ func (r *Runtime) checkpointImageLayer(ctx context.Context, img *image.Image) (l
 // moved to the container's restore directory, after they were checked against spec, and its log
 // so far copied to logPath (when the container has a log).
 func (r *Runtime) restoreFiles(ctx context.Context, src *restoreSource, id string, mounts []mount.Mount, spec *specs.Spec, logPath string) error {
+	if src.sameProcess {
+		if err := sameProcess(src.meta.Spec.Process, spec.Process); err != nil {
+			return err
+		}
+	}
 	if err := checkpoint.CheckProcesses(src.dir, allowedBy(spec)); err != nil {
 		return err
 	}
@@ -220,6 +235,21 @@ func (r *Runtime) restoreFiles(ctx context.Context, src *restoreSource, id strin
 				return fmt.Errorf("restore the container's log: %w", err)
 			}
 		}
+	}
+	return nil
+}
+
+// sameProcess says how the process a container config describes differs from the
+// checkpointed one, nil when it does not.
+func sameProcess(checkpointed, requested *specs.Process) error {
+	if checkpointed == nil || requested == nil {
+		return fmt.Errorf("the checkpoint's spec has no process: %w", errdefs.ErrInvalidArgument)
+	}
+	if !slices.Equal(checkpointed.Args, requested.Args) {
+		return fmt.Errorf("the container runs %q, the checkpointed process ran %q: %w", requested.Args, checkpointed.Args, errdefs.ErrInvalidArgument)
+	}
+	if checkpointed.Cwd != requested.Cwd {
+		return fmt.Errorf("the container's working directory is %q, the checkpointed process's %q: %w", requested.Cwd, checkpointed.Cwd, errdefs.ErrInvalidArgument)
 	}
 	return nil
 }

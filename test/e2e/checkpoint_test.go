@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"google.golang.org/grpc/codes"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/test/daemon"
@@ -256,5 +257,105 @@ func TestCheckpointRestoreFromAnImage(t *testing.T) {
 	st := pod.status(t, restored)
 	if st.State != runtimeapi.ContainerState_CONTAINER_RUNNING || st.Image.GetImage() != ref {
 		t.Errorf("restored container: %s, image %q; want running, %q", st.State, st.Image.GetImage(), ref)
+	}
+}
+
+// A two-container pod checkpointed with CheckpointPod (both frozen as one) and restored with
+// RestorePod into a new pod: both containers go on counting from where they were. RestorePod
+// refuses a checkpoint its request does not describe, and leaves nothing behind.
+func TestCheckpointRestorePod(t *testing.T) {
+	e := newCheckpointEnv(t, "checkpoint-pod-source", nil)
+	second := e.run(t, "second", func(c *runtimeapi.ContainerConfig) { c.Command = counterCommand })
+	e.waitCount(t, second, 3)
+	counterCfg := func(name string) *runtimeapi.ContainerConfig {
+		return &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: name}, Image: &runtimeapi.ImageSpec{Image: busyboxRef},
+			Command: counterCommand, LogPath: name + ".log",
+			Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{}}}
+	}
+
+	out := t.TempDir()
+	for _, tc := range []struct {
+		desc string
+		req  *runtimeapi.CheckpointPodRequest
+		text string
+	}{
+		{"options", &runtimeapi.CheckpointPodRequest{PodSandboxId: e.pod, OutputPath: out, ContainerIds: []string{e.counter}, Options: map[string]string{"x": "y"}}, "options"},
+		{"a container twice", &runtimeapi.CheckpointPodRequest{PodSandboxId: e.pod, OutputPath: out, ContainerIds: []string{e.counter, e.counter}}, "twice"},
+		{"a relative path", &runtimeapi.CheckpointPodRequest{PodSandboxId: e.pod, OutputPath: "out", ContainerIds: []string{e.counter}}, "absolute"},
+		{"no container", &runtimeapi.CheckpointPodRequest{PodSandboxId: e.pod, OutputPath: out}, "container_ids"},
+	} {
+		_, err := e.d.Runtime.CheckpointPod(ctx(t), tc.req)
+		wantCode(t, "CheckpointPod with "+tc.desc, err, codes.InvalidArgument, tc.text)
+	}
+	start := time.Now()
+	if _, err := e.d.Runtime.CheckpointPod(ctx(t), &runtimeapi.CheckpointPodRequest{PodSandboxId: e.pod, OutputPath: out, ContainerIds: []string{e.counter, second}}); err != nil {
+		t.Fatalf("CheckpointPod: %v", err)
+	}
+	t.Logf("pod checkpoint: %v", time.Since(start).Round(time.Millisecond))
+	_, err := e.d.Runtime.CheckpointPod(ctx(t), &runtimeapi.CheckpointPodRequest{PodSandboxId: e.pod, OutputPath: out, ContainerIds: []string{e.counter}})
+	wantCode(t, "CheckpointPod into a directory that is not empty", err, codes.InvalidArgument, "not empty")
+	at := map[string]int{}
+	for name, id := range map[string]string{"counter": e.counter, "second": second} {
+		diff := tarEntries(t, filepath.Join(out, "containers", name, "rootfs-diff.tar"))
+		if at[name], err = strconv.Atoi(strings.TrimSpace(string(diff["tmp/count"]))); err != nil {
+			t.Fatalf("%s: rootfs-diff.tar: %v", name, err)
+		}
+		if st := e.status(t, id); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+			t.Errorf("%s is %s after the pod's checkpoint", name, st.State)
+		}
+	}
+	stopRemovePod(t, e.d, e.pod)
+
+	restoreReq := func(configs ...*runtimeapi.ContainerConfig) *runtimeapi.RestorePodRequest {
+		cfg := podConfig("checkpoint-pod-restored")
+		cfg.LogDirectory = t.TempDir()
+		cfg.Linux.CgroupParent = "/berth-e2e/checkpoint-pod-restored"
+		return &runtimeapi.RestorePodRequest{CheckpointPath: out, Config: cfg, ContainerConfigs: configs}
+	}
+	other := counterCfg("second")
+	other.Command = []string{"sleep", "3600"}
+	for _, tc := range []struct {
+		desc string
+		req  *runtimeapi.RestorePodRequest
+		text string
+	}{
+		{"one container missing", restoreReq(counterCfg("counter")), "the checkpoint holds"},
+		{"another command", restoreReq(counterCfg("counter"), other), "the checkpointed process ran"},
+		{"options", func() *runtimeapi.RestorePodRequest {
+			r := restoreReq(counterCfg("counter"), counterCfg("second"))
+			r.Options = map[string]string{"x": "y"}
+			return r
+		}(), "options"},
+	} {
+		_, err := e.d.Runtime.RestorePod(ctx(t), tc.req)
+		wantCode(t, "RestorePod with "+tc.desc, err, codes.InvalidArgument, tc.text)
+	}
+	if pods, _ := e.d.Runtime.ListPodSandbox(ctx(t), &runtimeapi.ListPodSandboxRequest{}); len(pods.GetItems()) != 0 {
+		t.Fatalf("failed restores left %d pods", len(pods.GetItems()))
+	}
+
+	req := restoreReq(counterCfg("counter"), counterCfg("second"))
+	start = time.Now()
+	resp, err := e.d.Runtime.RestorePod(ctx(t), req)
+	if err != nil {
+		t.Fatalf("RestorePod: %v", err)
+	}
+	t.Logf("pod restore (created): %v", time.Since(start).Round(time.Millisecond))
+	pod := &containerEnv{d: e.d, pod: resp.PodSandboxId, podCfg: req.Config, logDir: req.Config.LogDirectory}
+	if len(resp.RestoredContainers) != 2 {
+		t.Fatalf("RestorePod made %v", resp.RestoredContainers)
+	}
+	for _, c := range resp.RestoredContainers {
+		if st := pod.status(t, c.ContainerId); st.State != runtimeapi.ContainerState_CONTAINER_CREATED || st.Metadata.Name != c.Name {
+			t.Fatalf("restored %s: %s %s, want created", c.Name, st.Metadata.Name, st.State)
+		}
+		pod.start(t, c.ContainerId)
+	}
+	for _, c := range resp.RestoredContainers {
+		n := pod.count(t, c.ContainerId)
+		if n < at[c.Name] || n > at[c.Name]+20 {
+			t.Errorf("restored %s counts %d; it was at %d when checkpointed", c.Name, n, at[c.Name])
+		}
+		pod.waitCount(t, c.ContainerId, n+2)
 	}
 }
