@@ -179,7 +179,16 @@ func (k *Kubelet) URL(path string) string { return fmt.Sprintf("https://127.0.0.
 
 // Get fetches path from the kubelet's API.
 func (k *Kubelet) Get(ctx context.Context, path string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.URL(path), nil)
+	return k.do(ctx, http.MethodGet, path)
+}
+
+// Post posts to path of the kubelet's API (with no body), as its checkpoint endpoint takes.
+func (k *Kubelet) Post(ctx context.Context, path string) (string, error) {
+	return k.do(ctx, http.MethodPost, path)
+}
+
+func (k *Kubelet) do(ctx context.Context, method, path string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, method, k.URL(path), nil)
 	if err != nil {
 		return "", err
 	}
@@ -190,7 +199,7 @@ func (k *Kubelet) Get(ctx context.Context, path string) (string, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("GET %s: %s: %s", path, resp.Status, b)
+		return "", fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, b)
 	}
 	return string(b), err
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -19,8 +18,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berth-runtime/berth/engine"
@@ -138,95 +135,6 @@ func TestVersionStatusRuntimeConfig(t *testing.T) {
 	}
 	if fi.Mode().Perm() != 0o600 || fi.Mode()&os.ModeSocket == 0 {
 		t.Errorf("socket mode = %v, want a 0600 socket", fi.Mode())
-	}
-}
-
-// TestOnlyCheckpointRPCsAreUnimplemented calls every RPC of cri-api v0.37 with an empty request:
-// each answers (an error about the request is an answer) but the three checkpoint RPCs, which need
-// CRIU, and those name the method.
-func TestOnlyCheckpointRPCsAreUnimplemented(t *testing.T) {
-	d := startDaemon(t)
-	rs, is := d.Runtime, d.Image
-	drain := func(recv func() error) error {
-		for {
-			if err := recv(); err != nil {
-				if err == io.EOF {
-					return nil
-				}
-				return err
-			}
-		}
-	}
-	stream := func(open func() (interface{ RecvMsg(any) error }, error), msg any) error {
-		s, err := open()
-		if err != nil {
-			return err
-		}
-		return drain(func() error { return s.RecvMsg(msg) })
-	}
-	c := ctx(t)
-	calls := map[string]func() error{
-		"UpdateRuntimeConfig": func() error {
-			_, err := rs.UpdateRuntimeConfig(c, &runtimeapi.UpdateRuntimeConfigRequest{})
-			return err
-		},
-		"UpdatePodSandboxResources": func() error {
-			_, err := rs.UpdatePodSandboxResources(c, &runtimeapi.UpdatePodSandboxResourcesRequest{PodSandboxId: "nothere"})
-			return err
-		},
-		"StreamPodSandboxes": func() error {
-			return stream(func() (interface{ RecvMsg(any) error }, error) {
-				return rs.StreamPodSandboxes(c, &runtimeapi.StreamPodSandboxesRequest{})
-			}, &runtimeapi.StreamPodSandboxesResponse{})
-		},
-		"StreamContainers": func() error {
-			return stream(func() (interface{ RecvMsg(any) error }, error) {
-				return rs.StreamContainers(c, &runtimeapi.StreamContainersRequest{})
-			}, &runtimeapi.StreamContainersResponse{})
-		},
-		"StreamContainerStats": func() error {
-			return stream(func() (interface{ RecvMsg(any) error }, error) {
-				return rs.StreamContainerStats(c, &runtimeapi.StreamContainerStatsRequest{})
-			}, &runtimeapi.StreamContainerStatsResponse{})
-		},
-		"StreamPodSandboxStats": func() error {
-			return stream(func() (interface{ RecvMsg(any) error }, error) {
-				return rs.StreamPodSandboxStats(c, &runtimeapi.StreamPodSandboxStatsRequest{})
-			}, &runtimeapi.StreamPodSandboxStatsResponse{})
-		},
-		"StreamPodSandboxMetrics": func() error {
-			return stream(func() (interface{ RecvMsg(any) error }, error) {
-				return rs.StreamPodSandboxMetrics(c, &runtimeapi.StreamPodSandboxMetricsRequest{})
-			}, &runtimeapi.StreamPodSandboxMetricsResponse{})
-		},
-		"StreamImages": func() error {
-			return stream(func() (interface{ RecvMsg(any) error }, error) {
-				return is.StreamImages(c, &runtimeapi.StreamImagesRequest{})
-			}, &runtimeapi.StreamImagesResponse{})
-		},
-	}
-	for name, call := range calls {
-		if err := call(); status.Code(err) == codes.Unimplemented {
-			t.Errorf("%s: %v, want it answered", name, err)
-		}
-	}
-	for name, call := range map[string]func() error{
-		"CheckpointContainer": func() error {
-			_, err := rs.CheckpointContainer(c, &runtimeapi.CheckpointContainerRequest{})
-			return err
-		},
-		"CheckpointPod": func() error {
-			_, err := rs.CheckpointPod(c, &runtimeapi.CheckpointPodRequest{})
-			return err
-		},
-		"RestorePod": func() error {
-			_, err := rs.RestorePod(c, &runtimeapi.RestorePodRequest{})
-			return err
-		},
-	} {
-		if err := call(); status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), name) {
-			t.Errorf("%s: %v, want Unimplemented naming the method", name, err)
-		}
 	}
 }
 

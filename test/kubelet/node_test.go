@@ -30,10 +30,11 @@ const (
 // busybox is the busybox of Kubernetes' own e2e suites, built here (test/images).
 const busybox = "registry.k8s.io/e2e-test-images/busybox:1.37.0-2"
 
-// node is a berthd with a kubelet in front of it.
+// node is a berthd with a kubelet in front of it, and the registry its images come from.
 type node struct {
-	d *daemon.Daemon
-	k *daemon.Kubelet
+	d   *daemon.Daemon
+	k   *daemon.Kubelet
+	reg *images.Registry
 }
 
 // startNode serves the test images on loopback, starts berthd (mirroring registry.k8s.io to
@@ -41,7 +42,13 @@ type node struct {
 // pods first.
 func startNode(t *testing.T, kubeletArgs ...string) *node {
 	t.Helper()
-	hosts := serveImages(t)
+	return startNodeWith(t, nil, kubeletArgs...)
+}
+
+// startNodeWith is startNode with berthdArgs added to berthd's.
+func startNodeWith(t *testing.T, berthdArgs []string, kubeletArgs ...string) *node {
+	t.Helper()
+	reg, hosts := serveImages(t)
 	cniDir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(cniDir, "10-kubelet.conflist"), []byte(daemon.CNIConflist(network, bridge, subnet)), 0o644); err != nil {
 		t.Fatal(err)
@@ -50,11 +57,11 @@ func startNode(t *testing.T, kubeletArgs ...string) *node {
 		exec.Command("ip", "link", "delete", bridge).Run()
 		os.RemoveAll(filepath.Join("/var/lib/cni/networks", network))
 	})
-	d, err := daemon.Start("--registry-config-dir", hosts, "--cni-conf-dir", cniDir)
+	d, err := daemon.Start(append([]string{"--registry-config-dir", hosts, "--cni-conf-dir", cniDir}, berthdArgs...)...)
 	if err != nil {
 		t.Fatalf("start berthd: %v", err)
 	}
-	n := &node{d: d}
+	n := &node{d: d, reg: reg}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("berthd logs (last 20000 bytes):\n%s", last(d.Logs(), 20000))
@@ -78,9 +85,9 @@ func startNode(t *testing.T, kubeletArgs ...string) *node {
 	return n
 }
 
-// serveImages serves the test images on loopback and returns a registry config directory that
-// mirrors the public registries to it.
-func serveImages(t *testing.T) string {
+// serveImages serves the test images on loopback and returns the registry and a registry
+// config directory that mirrors the public registries to it.
+func serveImages(t *testing.T) (*images.Registry, string) {
 	t.Helper()
 	reg, _, err := images.Serve("../..", t.TempDir(), "", "")
 	if err != nil {
@@ -91,7 +98,7 @@ func serveImages(t *testing.T) string {
 	if err := reg.WriteHostsDir(dir); err != nil {
 		t.Fatal(err)
 	}
-	return dir
+	return reg, dir
 }
 
 // removeAllPods removes every static pod and waits (bounded) until the kubelet has stopped
