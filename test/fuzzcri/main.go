@@ -513,7 +513,7 @@ var hostile = []string{
 func (f *fuzzer) str(name string) string {
 	oneOf := func(vs ...string) string { return vs[f.rng.Intn(len(vs))] }
 	switch name {
-	case "host_path", "log_directory", "path", "spec_dir", "location":
+	case "host_path", "log_directory", "path", "spec_dir", "location", "output_path", "checkpoint_path":
 		return oneOf(filepath.Join(f.tmp, "vol"), filepath.Join(f.tmp, "logs", strconv.Itoa(f.rng.Intn(10))), "", "relative/path",
 			filepath.Join(f.tmp, "..", filepath.Base(f.tmp), "vol"), f.tmp+"/a\nb", f.tmp+"/\x00")
 	case "cgroup_parent":
