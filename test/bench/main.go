@@ -82,6 +82,7 @@ var sections = []section{
 	{"steady", (*bench).steady},
 	{"concurrent", (*bench).concurrent},
 	{"load", (*bench).load},
+	{"checkpoint", (*bench).checkpoint},
 	{"kubelet", (*bench).kubelet},
 }
 

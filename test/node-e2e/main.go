@@ -15,7 +15,7 @@
 // Environment:
 //
 //	CRI_ENDPOINT      "containerd" runs containerd's own CRI (the pinned build) instead of berthd
-//	NODE_E2E_FOCUS    the ginkgo focus (default: \[NodeConformance\]|ImageVolume)
+//	NODE_E2E_FOCUS    the ginkgo focus (default: \[NodeConformance\]|ImageVolume|Feature:CheckpointContainer)
 //	NODE_E2E_ALL      set: run the long families too (several hours on 2 cores)
 //	NODE_E2E_PROCS    parallel ginkgo processes (default 6)
 //	NODE_E2E_REPORT   where the report, the kubelet's and the runtime's logs go (default bin/node-e2e[-containerd])
@@ -52,7 +52,7 @@ const defaultSkip = `\[Serial\]|\[Slow\]|\[Flaky\]|\[Disruptive\]`
 
 // defaultFocus is the node conformance suite and the image volume specs (GA in 1.36, which the
 // suite has under [Feature:ImageVolume] and in one [Conformance] spec, neither [NodeConformance]).
-const defaultFocus = `\[NodeConformance\]|ImageVolume`
+const defaultFocus = `\[NodeConformance\]|ImageVolume|Feature:CheckpointContainer`
 
 // longSkip are the long families the default run leaves out (NODE_E2E_ALL runs them).
 const longSkip = `\[sig-node\] Containers Lifecycle|\[sig-node\] Probing|\[sig-node\] Device Plugin`
