@@ -229,3 +229,25 @@ func TestCopyTree(t *testing.T) {
 		os.Remove(link)
 	}
 }
+
+// A pod checkpoint's files read back as written; another layout version is refused.
+func TestPodMetadata(t *testing.T) {
+	dir := t.TempDir()
+	p := &Pod{Dump: PodDumpInfo{RuntimeHandler: "runc"}}
+	p.Options.Version, p.Options.Containers = PodVersion, map[string]string{"app": "c1"}
+	if err := WritePod(dir, p); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadPod(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Options.Containers["app"] != "c1" || got.Dump.RuntimeHandler != "runc" {
+		t.Errorf("read %+v", got)
+	}
+	p.Options.Version = PodVersion + 1
+	WritePod(dir, p)
+	if _, err := ReadPod(dir); err == nil || !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "version") {
+		t.Errorf("another version: %v", err)
+	}
+}

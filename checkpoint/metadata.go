@@ -24,13 +24,38 @@ type Container struct {
 
 // WriteMetadata writes c's three files into dir.
 func WriteMetadata(dir string, c *Container) error {
-	for name, v := range map[string]any{ConfigDump: &c.Config, SpecDump: &c.Spec, StatusDump: c.Status} {
-		b, err := json.Marshal(v)
+	return writeJSON(dir, []jsonFile{{ConfigDump, &c.Config}, {SpecDump, &c.Spec}, {StatusDump, c.Status}})
+}
+
+// jsonFile is a metadata file of a checkpoint and the value it holds.
+type jsonFile struct {
+	name string
+	v    any
+}
+
+// writeJSON writes each file into dir, mode 0600.
+func writeJSON(dir string, files []jsonFile) error {
+	for _, f := range files {
+		b, err := json.Marshal(f.v)
 		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			return fmt.Errorf("%s: %w", f.name, err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, f.name), b, 0o600); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// readJSON reads each file of dir into its value, as ReadMetadata says.
+func readJSON(dir string, files []jsonFile) error {
+	for _, f := range files {
+		b, err := ReadFile(dir, f.name, maxMetadata)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, f.v); err != nil {
+			return fmt.Errorf("checkpoint %s: %v: %w", f.name, err, errdefs.ErrInvalidArgument)
 		}
 	}
 	return nil
@@ -43,17 +68,8 @@ const maxMetadata = 4 << 20
 // file (no link is followed) of at most 4 MiB; a missing or malformed one is InvalidArgument.
 func ReadMetadata(dir string) (*Container, error) {
 	c := &Container{Status: &runtimeapi.ContainerStatus{}}
-	for _, f := range []struct {
-		name string
-		v    any
-	}{{ConfigDump, &c.Config}, {SpecDump, &c.Spec}, {StatusDump, c.Status}} {
-		b, err := ReadFile(dir, f.name, maxMetadata)
-		if err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal(b, f.v); err != nil {
-			return nil, fmt.Errorf("checkpoint %s: %v: %w", f.name, err, errdefs.ErrInvalidArgument)
-		}
+	if err := readJSON(dir, []jsonFile{{ConfigDump, &c.Config}, {SpecDump, &c.Spec}, {StatusDump, c.Status}}); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -128,32 +144,14 @@ type PodDumpInfo struct {
 
 // WritePod writes p's files into dir.
 func WritePod(dir string, p *Pod) error {
-	for name, v := range map[string]any{PodOptions: &p.Options, PodDump: &p.Dump} {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			return err
-		}
-	}
-	return nil
+	return writeJSON(dir, []jsonFile{{PodOptions, &p.Options}, {PodDump, &p.Dump}})
 }
 
 // ReadPod reads the pod checkpoint in dir, as ReadMetadata reads a container's.
 func ReadPod(dir string) (*Pod, error) {
 	p := &Pod{}
-	for _, f := range []struct {
-		name string
-		v    any
-	}{{PodOptions, &p.Options}, {PodDump, &p.Dump}} {
-		b, err := ReadFile(dir, f.name, maxMetadata)
-		if err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal(b, f.v); err != nil {
-			return nil, fmt.Errorf("checkpoint %s: %v: %w", f.name, err, errdefs.ErrInvalidArgument)
-		}
+	if err := readJSON(dir, []jsonFile{{PodOptions, &p.Options}, {PodDump, &p.Dump}}); err != nil {
+		return nil, err
 	}
 	if p.Options.Version != PodVersion {
 		return nil, fmt.Errorf("checkpoint %s: version %d, berth reads %d: %w", PodOptions, p.Options.Version, PodVersion, errdefs.ErrInvalidArgument)
