@@ -127,6 +127,14 @@ func (r *Runtime) reattach(ctx context.Context, c *Container) {
 		r.recordLostExit(ctx, c, task, err)
 		return
 	}
+	if st.Status == containerd.Paused {
+		// berth pauses a container only while it checkpoints it: a berthd killed then left it
+		// frozen.
+		r.log.Info("thawing a container a checkpoint left frozen", "container", c.ID)
+		if err := task.Resume(ctx); err != nil {
+			r.log.Error("cannot thaw a container a checkpoint left frozen", "container", c.ID, "error", err)
+		}
+	}
 	exitCh, err := task.Wait(context.Background())
 	if err != nil {
 		r.recordLostExit(ctx, c, task, err)

@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	containerd "github.com/containerd/containerd/v2/client"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -376,4 +378,38 @@ func checkpointedCount(t *testing.T, archive string) int {
 		t.Fatalf("%s: rootfs-diff.tar: tmp/count: %q: %v", archive, diff["tmp/count"], err)
 	}
 	return at
+}
+
+// A berthd killed while it checkpoints a container leaves it frozen: the next berthd thaws it.
+func TestCheckpointFrozenContainerThawedAfterARestart(t *testing.T) {
+	e := newContainerEnv(t, "checkpoint-frozen")
+	id := e.run(t, "counter", func(c *runtimeapi.ContainerConfig) { c.Command = counterCommand })
+	e.waitCount(t, id, 2)
+	if err := e.d.Stop(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	client := containerdClient(t, e.d)
+	task := func() containerd.Task {
+		c, err := client.LoadContainer(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk, err := c.Task(context.Background(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tk
+	}
+	if err := task().Pause(context.Background()); err != nil { // as a killed checkpoint leaves it
+		t.Fatal(err)
+	}
+	if err := e.d.Run(); err != nil {
+		t.Fatal(err)
+	}
+	e.status(t, id) // answered once berthd has loaded its containers
+	if st, err := task().Status(context.Background()); err != nil || st.Status != containerd.Running {
+		t.Fatalf("after berthd's restart the container's task is %v (%v), want running", st.Status, err)
+	}
+	n := e.count(t, id)
+	e.waitCount(t, id, n+2)
 }
