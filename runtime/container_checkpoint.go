@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	metadata "github.com/checkpoint-restore/checkpointctl/lib"
@@ -249,14 +250,26 @@ func (r *Runtime) criuAvailable() error {
 	return nil
 }
 
-// criuLogTail is the end of CRIU's log in dir, to name why a dump or restore failed.
+// criuLogTail names why a dump or restore failed from CRIU's log in dir: its error lines (the
+// first few), else its last lines.
 func criuLogTail(dir, name string) string {
 	b, err := os.ReadFile(filepath.Join(dir, name))
 	if err != nil || len(b) == 0 {
 		return ""
 	}
-	if len(b) > 2048 {
-		b = b[len(b)-2048:]
+	var errs []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, "Error (") && !strings.Contains(line, "RLIMIT_NOFILE") {
+			if errs = append(errs, strings.TrimSpace(line)); len(errs) == 5 {
+				break
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return "; CRIU's log (" + filepath.Join(dir, name) + "): " + strings.Join(errs, "; ")
+	}
+	if len(b) > 1024 {
+		b = b[len(b)-1024:]
 	}
 	return "; CRIU's log ends: " + string(b)
 }
