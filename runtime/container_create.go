@@ -37,14 +37,15 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	if _, err := r.readySandbox(ctx, sandboxID); err != nil {
 		return "", err
 	}
-	restore, err := r.openCheckpoint(ctx, cfg.GetImage().GetImage())
+	restore, img, err := r.openCheckpoint(ctx, cfg.GetImage().GetImage())
 	if err != nil {
 		return "", err
 	}
 	if restore != nil {
 		defer restore.close()
+		img = restore.base
 	}
-	return r.createContainer(ctx, sandboxID, cfg, restore)
+	return r.createContainer(ctx, sandboxID, cfg, img, restore)
 }
 
 // validateContainerConfig checks what CreateContainer needs of a container's config.
@@ -74,22 +75,21 @@ func (r *Runtime) readySandbox(ctx context.Context, id string) (*Sandbox, error)
 	return sb, nil
 }
 
-// createContainer makes container cfg in pod sandboxID, from the image cfg names, or restored
-// from restore's checkpoint when it is not nil.
-func (r *Runtime) createContainer(ctx context.Context, sandboxID string, cfg *runtimeapi.ContainerConfig, restore *restoreSource) (_ string, retErr error) {
+// createContainer makes container cfg in pod sandboxID from img (nil: the image cfg names),
+// restored from restore's checkpoint when that is not nil.
+func (r *Runtime) createContainer(ctx context.Context, sandboxID string, cfg *runtimeapi.ContainerConfig, img *image.Image, restore *restoreSource) (_ string, retErr error) {
 	steps := stepTimer{start: time.Now()}
 	sb, err := r.readySandbox(ctx, sandboxID)
 	if err != nil {
 		return "", err
 	}
 	pod := sb.view()
-	var img *image.Image
-	if restore != nil {
-		img = restore.base
-	} else if img, err = r.images.Lookup(ctx, cfg.GetImage().GetImage()); errdefs.IsNotFound(err) {
-		return "", fmt.Errorf("image %q is not on this node; pull it first: %w", cfg.GetImage().GetImage(), errdefs.ErrNotFound)
-	} else if err != nil {
-		return "", err
+	if img == nil {
+		if img, err = r.images.Lookup(ctx, cfg.GetImage().GetImage()); errdefs.IsNotFound(err) {
+			return "", fmt.Errorf("image %q is not on this node; pull it first: %w", cfg.GetImage().GetImage(), errdefs.ErrNotFound)
+		} else if err != nil {
+			return "", err
+		}
 	}
 
 	id := newID()

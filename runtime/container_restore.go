@@ -60,11 +60,12 @@ type restoreSource struct {
 // close removes the unpacked checkpoint.
 func (s *restoreSource) close() { os.RemoveAll(s.dir) }
 
-// openCheckpoint returns the checkpoint that a CreateContainer whose image is ref restores, or
-// nil when ref is an ordinary image. The checkpoint is unpacked into berth's own directory
-// (only files and directories, bounded), and its base image must already be on the node: a
-// restore pulls nothing and tags nothing, whatever the archive names.
-func (r *Runtime) openCheckpoint(ctx context.Context, ref string) (*restoreSource, error) {
+// openCheckpoint returns the checkpoint that a CreateContainer whose image is ref restores, or,
+// when ref is an ordinary image, that image (nil if the node does not have it). The checkpoint
+// is unpacked into berth's own directory (only files and directories, bounded), and its base
+// image must already be on the node: a restore pulls nothing and tags nothing, whatever the
+// archive names.
+func (r *Runtime) openCheckpoint(ctx context.Context, ref string) (*restoreSource, *image.Image, error) {
 	var (
 		unpack func(dir string) error
 		what   string
@@ -72,25 +73,28 @@ func (r *Runtime) openCheckpoint(ctx context.Context, ref string) (*restoreSourc
 	if filepath.IsAbs(ref) {
 		path, err := r.allowedArchive(ref)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		what = "checkpoint archive " + ref
 		unpack = func(dir string) error { return checkpoint.Extract(path, dir, nil, checkpoint.Limits{}) }
 	} else {
 		img, err := r.images.Lookup(ctx, ref)
 		if err != nil {
-			return nil, nil // not on the node: CreateContainer says so
+			return nil, nil, nil // not on the node: CreateContainer says so
 		}
-		layer, ok, err := r.checkpointImageLayer(ctx, img)
-		if err != nil || !ok {
-			return nil, err
+		layer, err := r.checkpointImageLayer(ctx, img)
+		if err != nil {
+			return nil, nil, err
+		}
+		if layer == nil {
+			return nil, img, nil
 		}
 		if !r.restore.Enabled {
-			return nil, fmt.Errorf("image %q is a checkpoint, and restoring checkpoints is off on this node (restore-checkpoints): %w", ref, errdefs.ErrFailedPrecondition)
+			return nil, nil, fmt.Errorf("image %q is a checkpoint, and restoring checkpoints is off on this node (restore-checkpoints): %w", ref, errdefs.ErrFailedPrecondition)
 		}
 		what = "checkpoint image " + ref
 		unpack = func(dir string) error {
-			ra, err := r.client.ContentStore().ReaderAt(ctx, layer)
+			ra, err := r.client.ContentStore().ReaderAt(ctx, *layer)
 			if err != nil {
 				return err
 			}
@@ -98,7 +102,8 @@ func (r *Runtime) openCheckpoint(ctx context.Context, ref string) (*restoreSourc
 			return checkpoint.ExtractReader(content.NewReader(ra), dir, nil, checkpoint.Limits{})
 		}
 	}
-	return r.unpackCheckpoint(ctx, what, unpack)
+	src, err := r.unpackCheckpoint(ctx, what, unpack)
+	return src, nil, err
 }
 
 // unpackCheckpoint unpacks a checkpoint (what names it) with unpack into a working directory
@@ -160,12 +165,16 @@ func (r *Runtime) allowedArchive(ref string) (string, error) {
 }
 
 // checkpointImageLayer returns the layer of img that holds a checkpoint archive's files when
-// img is a checkpoint image (ok false when it is an ordinary image). A checkpoint image has
-// exactly one layer.
-func (r *Runtime) checkpointImageLayer(ctx context.Context, img *image.Image) (layer ocispec.Descriptor, ok bool, err error) {
+// img is a checkpoint image, nil when it is an ordinary image. A checkpoint image has exactly
+// one layer. What an image is never changes: the answer is kept by image id, so that an
+// ordinary CreateContainer reads no manifest for it after the first.
+func (r *Runtime) checkpointImageLayer(ctx context.Context, img *image.Image) (*ocispec.Descriptor, error) {
+	if v, ok := r.checkpointLayers.Load(img.ID); ok {
+		return v.(*ocispec.Descriptor), nil
+	}
 	cimg, err := r.client.ImageService().Get(ctx, img.Record())
 	if err != nil {
-		return layer, false, err
+		return nil, err
 	}
 	cs := r.client.ContentStore()
 	annotations := map[string]string{}
@@ -177,21 +186,19 @@ func (r *Runtime) checkpointImageLayer(ctx context.Context, img *image.Image) (l
 	}
 	manifest, err := images.Manifest(ctx, cs, cimg.Target, platforms.Default())
 	if err != nil {
-		return layer, false, err
+		return nil, err
 	}
-	marked := false
+	var layer *ocispec.Descriptor
 	for _, a := range checkpointImageAnnotations {
 		if manifest.Annotations[a] != "" || annotations[a] != "" {
-			marked = true
+			if len(manifest.Layers) != 1 {
+				return nil, fmt.Errorf("checkpoint image %s has %d layers, not one: %w", img.ID, len(manifest.Layers), errdefs.ErrInvalidArgument)
+			}
+			layer = &manifest.Layers[0]
 		}
 	}
-	if !marked {
-		return layer, false, nil
-	}
-	if len(manifest.Layers) != 1 {
-		return layer, false, fmt.Errorf("checkpoint image %s has %d layers, not one: %w", img.ID, len(manifest.Layers), errdefs.ErrInvalidArgument)
-	}
-	return manifest.Layers[0], true, nil
+	r.checkpointLayers.Store(img.ID, layer)
+	return layer, nil
 }
 
 // restoreFiles puts the checkpoint's files in place for container id, made from it: its root

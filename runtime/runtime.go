@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -139,6 +140,9 @@ type Runtime struct {
 	// restore and criu: see Options.
 	restore RestoreOptions
 	criu    string
+	// checkpointLayers keeps, by image id, whether an image is a checkpoint image: its layer
+	// holding the archive (*ocispec.Descriptor), nil for an ordinary image.
+	checkpointLayers sync.Map
 	// unprivilegedPorts and unprivilegedICMP: see Options.
 	unprivilegedPorts, unprivilegedICMP bool
 	stats                               statsCache
