@@ -34,6 +34,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	if err := validateContainerConfig(cfg); err != nil {
 		return "", err
 	}
+	steps := stepTimer{start: time.Now()}
 	if _, err := r.readySandbox(ctx, sandboxID); err != nil {
 		return "", err
 	}
@@ -45,7 +46,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 		defer restore.close()
 		img = restore.base
 	}
-	return r.createContainer(ctx, sandboxID, cfg, img, restore)
+	return r.createContainer(ctx, &steps, sandboxID, cfg, img, restore)
 }
 
 // validateContainerConfig checks what CreateContainer needs of a container's config.
@@ -76,9 +77,8 @@ func (r *Runtime) readySandbox(ctx context.Context, id string) (*Sandbox, error)
 }
 
 // createContainer makes container cfg in pod sandboxID from img (nil: the image cfg names),
-// restored from restore's checkpoint when that is not nil.
-func (r *Runtime) createContainer(ctx context.Context, sandboxID string, cfg *runtimeapi.ContainerConfig, img *image.Image, restore *restoreSource) (_ string, retErr error) {
-	steps := stepTimer{start: time.Now()}
+// restored from restore's checkpoint when that is not nil; steps times it from the call's start.
+func (r *Runtime) createContainer(ctx context.Context, steps *stepTimer, sandboxID string, cfg *runtimeapi.ContainerConfig, img *image.Image, restore *restoreSource) (_ string, retErr error) {
 	sb, err := r.readySandbox(ctx, sandboxID)
 	if err != nil {
 		return "", err

@@ -207,7 +207,7 @@ func (r *Runtime) RestorePod(ctx context.Context, dir string, cfg *runtimeapi.Po
 	}()
 	for _, c := range configs {
 		name := c.GetMetadata().GetName()
-		cid, err := r.createContainer(ctx, id, c, sources[name].base, sources[name])
+		cid, err := r.createContainer(ctx, &stepTimer{start: time.Now()}, id, c, sources[name].base, sources[name])
 		if err != nil {
 			return "", nil, fmt.Errorf("container %s: %w", name, err)
 		}
