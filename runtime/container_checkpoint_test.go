@@ -30,3 +30,19 @@ func TestCRIULogTail(t *testing.T) {
 		})
 	}
 }
+
+// A container's name becomes a directory of a pod checkpoint (CheckpointPod writes it,
+// RestorePod reads it): a name that is not one path element would leave the checkpoint.
+func TestContainerDirName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"app", true}, {"web-1.sidecar", true}, {"", false}, {".", false}, {"..", false},
+		{"../../etc", false}, {"a/b", false}, {`a\b`, false}, {"a\x00b", false},
+	} {
+		if err := containerDirName(tc.name); (err == nil) != tc.ok {
+			t.Errorf("containerDirName(%q) = %v, want ok %v", tc.name, err, tc.ok)
+		}
+	}
+}

@@ -108,6 +108,9 @@ func (r *Runtime) CheckpointPod(ctx context.Context, podID, output string, ids [
 	}
 	for _, c := range cs {
 		name := c.Config.GetMetadata().GetName()
+		if err := containerDirName(name); err != nil {
+			return err
+		}
 		dir := filepath.Join(output, checkpoint.ContainersDir, name)
 		if err := r.dumpContainer(ctx, c, statuses[c.ID], dir, filepath.Join(work, c.ID), &steps); err != nil {
 			return err
@@ -147,6 +150,9 @@ func (r *Runtime) RestorePod(ctx context.Context, dir string, cfg *runtimeapi.Po
 	byName := map[string]*runtimeapi.ContainerConfig{}
 	for i, c := range configs {
 		if err := validateContainerConfig(c); err != nil {
+			return "", nil, fmt.Errorf("container_configs[%d]: %w", i, err)
+		}
+		if err := containerDirName(c.GetMetadata().GetName()); err != nil {
 			return "", nil, fmt.Errorf("container_configs[%d]: %w", i, err)
 		}
 		if byName[c.GetMetadata().GetName()] != nil {
@@ -215,6 +221,15 @@ func (r *Runtime) RestorePod(ctx context.Context, dir string, cfg *runtimeapi.Po
 	}
 	r.log.Info("pod restored", "sandbox", id, "containers", len(restored), "checkpoint", dir)
 	return id, restored, nil
+}
+
+// containerDirName checks that a container's name can name its directory in a pod checkpoint:
+// one path element, not "." or "..".
+func containerDirName(name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\\x00") {
+		return fmt.Errorf("container name %q cannot name a directory of a pod checkpoint: %w", name, errdefs.ErrInvalidArgument)
+	}
+	return nil
 }
 
 // emptyDir checks that dir is an absolute path to an existing, empty directory.
