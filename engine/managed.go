@@ -101,10 +101,13 @@ func (m *Managed) Address() string { return filepath.Join(m.state(), "containerd
 // TTRPCAddress is the socket the managed containerd serves ttrpc on (shims publish events there).
 func (m *Managed) TTRPCAddress() string { return m.Address() + ".ttrpc" }
 
-// ShimBinary is the runc shim the managed containerd runs: the one beside its executable, which
-// comes first on its PATH, else the first on berthd's PATH.
-func (m *Managed) ShimBinary() string {
-	const name = "containerd-shim-runc-v2"
+// ShimBinary is the runc shim the managed containerd runs (see OnPath).
+func (m *Managed) ShimBinary() string { return m.OnPath("containerd-shim-runc-v2") }
+
+// OnPath is the executable name that the managed containerd, and the shims and runc it runs,
+// find: the one beside containerd's executable, which comes first on their PATH, else the first
+// on berthd's PATH; "" when there is none.
+func (m *Managed) OnPath(name string) string {
 	if p := filepath.Join(filepath.Dir(m.Binary), name); isExecutable(p) {
 		return p
 	}

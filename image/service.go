@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -40,6 +41,10 @@ type Image struct {
 	Size uint64
 	// Config is the image's OCI config.
 	Config ocispec.Image
+	// Annotations are its manifest's, with those of the index it was reached through; Layers
+	// its manifest's layers.
+	Annotations map[string]string
+	Layers      []ocispec.Descriptor
 	// Pinned images are never garbage-collected by the kubelet.
 	Pinned bool
 	// records are the containerd image records that name this image, the id record included.
@@ -79,6 +84,13 @@ type facts struct {
 	configDigest digest.Digest
 	config       ocispec.Image
 	size         uint64
+	annotations  map[string]string
+	layers       []ocispec.Descriptor
+}
+
+// image is the Image these facts describe (without its names).
+func (f *facts) image() *Image {
+	return &Image{ID: f.configDigest, Size: f.size, Config: f.config, Annotations: f.annotations, Layers: f.layers}
 }
 
 // pinnedLabel marks an image record the kubelet must not garbage-collect.
@@ -172,7 +184,9 @@ func (s *Service) Lookup(ctx context.Context, ref string) (*Image, error) {
 	if err != nil {
 		return s.Get(ctx, ref)
 	}
-	return &Image{ID: f.configDigest, Size: f.size, Config: f.config, Pinned: rec.Labels[pinnedLabel] == "pinned", records: []string{rec.Name}}, nil
+	img := f.image()
+	img.Pinned, img.records = rec.Labels[pinnedLabel] == "pinned", []string{rec.Name}
+	return img, nil
 }
 
 // all groups containerd's image records by the config they lead to.
@@ -191,7 +205,7 @@ func (s *Service) all(ctx context.Context) (map[digest.Digest]*Image, error) {
 		}
 		img, ok := out[f.configDigest]
 		if !ok {
-			img = &Image{ID: f.configDigest, Size: f.size, Config: f.config}
+			img = f.image()
 			out[f.configDigest] = img
 		}
 		img.records = append(img.records, rec.Name)
@@ -223,10 +237,17 @@ func (s *Service) factsOf(ctx context.Context, target ocispec.Descriptor) (*fact
 	if err != nil {
 		return nil, err
 	}
-	f = &facts{configDigest: manifest.Config.Digest}
+	f = &facts{configDigest: manifest.Config.Digest, layers: manifest.Layers, annotations: map[string]string{}}
 	if err := json.Unmarshal(blob, &f.config); err != nil {
 		return nil, fmt.Errorf("image config %s: %w", manifest.Config.Digest, err)
 	}
+	if images.IsIndexType(target.MediaType) {
+		var index ocispec.Index
+		if b, err := readBlob(ctx, store, target); err == nil && json.Unmarshal(b, &index) == nil {
+			maps.Copy(f.annotations, index.Annotations)
+		}
+	}
+	maps.Copy(f.annotations, manifest.Annotations)
 	f.size = uint64(target.Size + manifest.Config.Size)
 	for _, l := range manifest.Layers {
 		f.size += uint64(l.Size)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	metadata "github.com/checkpoint-restore/checkpointctl/lib"
 	"github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/api/types/runc/options"
+	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/diff"
 	"github.com/containerd/containerd/v2/pkg/rootfs"
@@ -65,12 +65,12 @@ func (r *Runtime) CheckpointContainer(ctx context.Context, id, location string, 
 	}
 	defer done(context.WithoutCancel(ctx))
 
-	thaw, err := r.freeze(ctx, c)
+	container, thaw, err := r.freeze(ctx, c)
 	if err != nil {
 		return err
 	}
 	dir := filepath.Join(work, "archive")
-	err = r.dumpContainer(ctx, c, status, dir, filepath.Join(work, "criu"), &steps)
+	err = r.dumpContainer(ctx, c, container, status, dir, filepath.Join(work, "criu"), &steps)
 	thaw()
 	if err != nil {
 		return err
@@ -83,36 +83,32 @@ func (r *Runtime) CheckpointContainer(ctx context.Context, id, location string, 
 	return ctx.Err()
 }
 
-// freeze pauses running container c, from before CRIU's dump until its root file system's
+// freeze pauses running container c (container is its containerd record), from before CRIU's dump until its root file system's
 // changes are read, so that its files and its memory are of one moment. thaw resumes it,
 // whatever happened meanwhile.
-func (r *Runtime) freeze(ctx context.Context, c *Container) (thaw func(), err error) {
-	container, err := r.client.LoadContainer(ctx, c.ID)
-	if err != nil {
-		return nil, err
+func (r *Runtime) freeze(ctx context.Context, c *Container) (container containerd.Container, thaw func(), err error) {
+	if container, err = r.client.LoadContainer(ctx, c.ID); err != nil {
+		return nil, nil, err
 	}
 	task, err := container.Task(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("container %s has no task: %w", c.ID, err)
+		return nil, nil, fmt.Errorf("container %s has no task: %w", c.ID, err)
 	}
 	if err := task.Pause(ctx); err != nil {
-		return nil, fmt.Errorf("freeze container %s: %w", c.ID, err)
+		return nil, nil, fmt.Errorf("freeze container %s: %w", c.ID, err)
 	}
-	return func() {
+	return container, func() {
 		if err := task.Resume(context.WithoutCancel(ctx)); err != nil {
 			r.log.Error("cannot thaw a container after its checkpoint", "container", c.ID, "error", err)
 		}
 	}, nil
 }
 
-// dumpContainer writes the checkpoint of frozen container c into dir, in the archive's layout,
-// with CRIU working in criuWork.
-func (r *Runtime) dumpContainer(ctx context.Context, c *Container, status *runtimeapi.ContainerStatus, dir, criuWork string, steps *stepTimer) error {
+// dumpContainer writes the checkpoint of frozen container c (container: its containerd record)
+// into dir, in the archive's layout, with CRIU working in criuWork.
+func (r *Runtime) dumpContainer(ctx context.Context, c *Container, container containerd.Container, status *runtimeapi.ContainerStatus,
+	dir, criuWork string, steps *stepTimer) error {
 	if err := os.MkdirAll(filepath.Join(dir, checkpoint.ImagesDir), 0o700); err != nil {
-		return err
-	}
-	container, err := r.client.LoadContainer(ctx, c.ID)
-	if err != nil {
 		return err
 	}
 	info, err := container.Info(ctx)
@@ -203,48 +199,23 @@ func (r *Runtime) dataDir() string {
 	return r.stateDir
 }
 
-// copyRegular copies src to dst when src is a regular file; anything else is left out.
+// copyRegular copies src to dst, a new file, when src is a regular file; anything else is left
+// out.
 func copyRegular(src, dst string) {
-	in, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	in, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return
 	}
 	defer in.Close()
-	if fi, err := in.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return
+	if fi, err := in.Stat(); err == nil && fi.Mode().IsRegular() {
+		copyToNewFile(in, dst)
 	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return
-	}
-	defer out.Close()
-	io.Copy(out, in)
-}
-
-// findCRIU is the criu runc will use: configured, beside the shim binary (first on the shim's
-// PATH), or on berthd's PATH; "" when there is none.
-func findCRIU(configured, shim string) string {
-	if configured != "" {
-		return configured
-	}
-	if shim != "" {
-		if p := filepath.Join(filepath.Dir(shim), "criu"); isExecutable(p) {
-			return p
-		}
-	}
-	p, _ := exec.LookPath("criu")
-	return p
-}
-
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
 // criuAvailable says why runc cannot checkpoint or restore here, nil when it can. The message
 // starts as containerd's does, which the kubelet's e2e suite recognises.
 func (r *Runtime) criuAvailable() error {
-	if r.criu == "" || !isExecutable(r.criu) {
+	if fi, err := os.Stat(r.criu); r.criu == "" || err != nil || fi.Mode()&0o111 == 0 {
 		return fmt.Errorf("CRIU binary not found or too old (<31600): berth looks for criu beside the shim and on its PATH (make criu installs it): %w", errdefs.ErrFailedPrecondition)
 	}
 	return nil

@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -12,13 +11,11 @@ import (
 
 	metadata "github.com/checkpoint-restore/checkpointctl/lib"
 	"github.com/containerd/containerd/v2/core/content"
-	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/archive"
 	"github.com/containerd/containerd/v2/pkg/archive/compression"
 	"github.com/containerd/containerd/v2/pkg/cap"
 	"github.com/containerd/errdefs"
-	"github.com/containerd/platforms"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -82,7 +79,7 @@ func (r *Runtime) openCheckpoint(ctx context.Context, ref string) (*restoreSourc
 		if err != nil {
 			return nil, nil, nil // not on the node: CreateContainer says so
 		}
-		layer, err := r.checkpointImageLayer(ctx, img)
+		layer, err := checkpointImageLayer(img)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -165,40 +162,19 @@ func (r *Runtime) allowedArchive(ref string) (string, error) {
 }
 
 // checkpointImageLayer returns the layer of img that holds a checkpoint archive's files when
-// img is a checkpoint image, nil when it is an ordinary image. A checkpoint image has exactly
-// one layer. What an image is never changes: the answer is kept by image id, so that an
-// ordinary CreateContainer reads no manifest for it after the first.
-func (r *Runtime) checkpointImageLayer(ctx context.Context, img *image.Image) (*ocispec.Descriptor, error) {
-	if v, ok := r.checkpointLayers.Load(img.ID); ok {
-		return v.(*ocispec.Descriptor), nil
-	}
-	cimg, err := r.client.ImageService().Get(ctx, img.Record())
-	if err != nil {
-		return nil, err
-	}
-	cs := r.client.ContentStore()
-	annotations := map[string]string{}
-	if images.IsIndexType(cimg.Target.MediaType) {
-		var index ocispec.Index
-		if b, err := content.ReadBlob(ctx, cs, cimg.Target); err == nil && json.Unmarshal(b, &index) == nil {
-			annotations = index.Annotations
-		}
-	}
-	manifest, err := images.Manifest(ctx, cs, cimg.Target, platforms.Default())
-	if err != nil {
-		return nil, err
-	}
-	var layer *ocispec.Descriptor
+// img is a checkpoint image (annotated so, on its manifest or its index), nil when it is an
+// ordinary image. A checkpoint image has exactly one layer.
+func checkpointImageLayer(img *image.Image) (*ocispec.Descriptor, error) {
 	for _, a := range checkpointImageAnnotations {
-		if manifest.Annotations[a] != "" || annotations[a] != "" {
-			if len(manifest.Layers) != 1 {
-				return nil, fmt.Errorf("checkpoint image %s has %d layers, not one: %w", img.ID, len(manifest.Layers), errdefs.ErrInvalidArgument)
-			}
-			layer = &manifest.Layers[0]
+		if img.Annotations[a] == "" {
+			continue
 		}
+		if len(img.Layers) != 1 {
+			return nil, fmt.Errorf("checkpoint image %s has %d layers, not one: %w", img.ID, len(img.Layers), errdefs.ErrInvalidArgument)
+		}
+		return &img.Layers[0], nil
 	}
-	r.checkpointLayers.Store(img.ID, layer)
-	return layer, nil
+	return nil, nil
 }
 
 // restoreFiles puts the checkpoint's files in place for container id, made from it: its root

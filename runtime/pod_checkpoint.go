@@ -12,6 +12,7 @@ import (
 	"time"
 
 	metadata "github.com/checkpoint-restore/checkpointctl/lib"
+	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -60,6 +61,9 @@ func (r *Runtime) CheckpointPod(ctx context.Context, podID, output string, ids [
 		if c.SandboxID != podID {
 			return fmt.Errorf("container_ids: container %s is not in pod %s: %w", id, podID, errdefs.ErrInvalidArgument)
 		}
+		if err := containerDirName(c.Config.GetMetadata().GetName()); err != nil {
+			return err
+		}
 		cs = append(cs, c)
 	}
 	// Locked in one order, so that two checkpoints of one pod cannot deadlock.
@@ -94,11 +98,13 @@ func (r *Runtime) CheckpointPod(ctx context.Context, podID, output string, ids [
 			thaw()
 		}
 	}()
-	for _, c := range cs {
-		thaw, err := r.freeze(ctx, c)
+	records := make([]containerd.Container, len(cs))
+	for i, c := range cs {
+		container, thaw, err := r.freeze(ctx, c)
 		if err != nil {
 			return err
 		}
+		records[i] = container
 		thaws = append(thaws, thaw)
 	}
 	steps.mark("freeze")
@@ -106,13 +112,10 @@ func (r *Runtime) CheckpointPod(ctx context.Context, podID, output string, ids [
 		Options: metadata.CheckpointedPodOptions{Version: checkpoint.PodVersion, Containers: map[string]string{}},
 		Dump:    checkpoint.PodDumpInfo{Config: sb.view().Config, RuntimeHandler: sb.RuntimeHandler},
 	}
-	for _, c := range cs {
+	for i, c := range cs {
 		name := c.Config.GetMetadata().GetName()
-		if err := containerDirName(name); err != nil {
-			return err
-		}
 		dir := filepath.Join(output, checkpoint.ContainersDir, name)
-		if err := r.dumpContainer(ctx, c, statuses[c.ID], dir, filepath.Join(work, c.ID), &steps); err != nil {
+		if err := r.dumpContainer(ctx, c, records[i], statuses[c.ID], dir, filepath.Join(work, c.ID), &steps); err != nil {
 			return err
 		}
 		pod.Options.Containers[name] = c.ID

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -90,8 +89,8 @@ type Options struct {
 	TempMountDir string
 	// Restore says which checkpoints containers may be restored from; none by default.
 	Restore RestoreOptions
-	// CRIU is the criu binary runc checkpoints and restores with, which it finds on the shim's
-	// PATH; empty: criu beside the shim binary (where make criu puts it), else on berthd's PATH.
+	// CRIU is the criu binary runc checkpoints and restores with (it must be the one runc finds
+	// on the shims' PATH); empty: there is none, and checkpoints fail with FailedPrecondition.
 	CRIU string
 }
 
@@ -140,9 +139,6 @@ type Runtime struct {
 	// restore and criu: see Options.
 	restore RestoreOptions
 	criu    string
-	// checkpointLayers keeps, by image id, whether an image is a checkpoint image: its layer
-	// holding the archive (*ocispec.Descriptor), nil for an ordinary image.
-	checkpointLayers sync.Map
 	// unprivilegedPorts and unprivilegedICMP: see Options.
 	unprivilegedPorts, unprivilegedICMP bool
 	stats                               statsCache
@@ -178,7 +174,7 @@ func New(client *containerd.Client, opts Options) *Runtime {
 		cgroupParents: cgroup.NewParents(opts.CgroupDriver, filepath.Join(opts.StateDir, "cgroup-parents"), cgroups), shim: opts.Shim,
 		ownShims: opts.OwnShims && opts.Shim.Binary != "", handlers: opts.Handlers, annotations: opts.Annotations, layerRefreshes: make(chan struct{}, 2),
 		unprivilegedPorts: opts.UnprivilegedPorts, unprivilegedICMP: opts.UnprivilegedICMP, tempMountDir: opts.TempMountDir,
-		restore: opts.Restore, criu: findCRIU(opts.CRIU, opts.Shim.Binary)}
+		restore: opts.Restore, criu: opts.CRIU}
 }
 
 // LoadInBackground calls Load until it succeeds (containerd may not answer yet) or ctx ends,

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
@@ -80,6 +81,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 	// With an external containerd berth knows its address only: it cleans up after shims but
 	// leaves starting them to containerd.
 	shim := runtime.ShimConfig{Address: strings.TrimPrefix(address, "unix://")}
+	criu := cfg.CRIU
 	if address == "" {
 		m := &engine.Managed{
 			Binary: cfg.ContainerdBinary, RootDir: cfg.Root, StateDir: cfg.State,
@@ -97,6 +99,11 @@ func run(cfg config.Config, log *slog.Logger) error {
 		address = m.Address()
 		shim = runtime.ShimConfig{Address: address, Binary: m.ShimBinary(), ContainerdBinary: m.Binary, TTRPCAddress: m.TTRPCAddress(),
 			BundleDir: m.TaskBundleDir()}
+		if criu == "" {
+			criu = m.OnPath("criu")
+		}
+	} else if criu == "" {
+		criu, _ = exec.LookPath("criu")
 	}
 	client, err := runtime.Connect(address)
 	if err != nil {
@@ -144,7 +151,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 		CDISpecDirs:            cfg.CDISpecDirs,
 		TempMountDir:           tempMounts,
 		Restore:                runtime.RestoreOptions{Enabled: cfg.RestoreCheckpoints, ArchiveDirs: cfg.CheckpointArchiveDirs},
-		CRIU:                   cfg.CRIU,
+		CRIU:                   criu,
 	})
 	reg.MustRegister(rt.Collector())
 	loadCtx, stopLoading := context.WithCancel(context.Background())
